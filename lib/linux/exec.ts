@@ -1,0 +1,83 @@
+/**
+ * Command runner: every Linux change hostnic makes goes through `Runner.run` with an explicit argv
+ * (never a shell). Failures are typed `ExecError`s carrying argv, exit code and stderr, so callers
+ * decide on `code`/`stderr` content in one place (lib/linux), never across process boundaries.
+ *
+ * A `netns` option runs the command inside a network namespace: a bare name (under /run/netns)
+ * uses `ip netns exec`-free `nsenter --net=/run/netns/<name>`; a path (CNI_NETNS) is used as is.
+ */
+import { HostnicError } from "../errors.ts";
+
+export interface RunOptions {
+  /** Network namespace: a name under /run/netns or an absolute path such as /proc/123/ns/net. */
+  netns?: string;
+  /** Text written to the command's stdin (e.g. an `ip -batch -` script). */
+  stdin?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+export interface Runner {
+  /** Runs argv; resolves with captured output on exit 0, rejects with `ExecError` otherwise. */
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+}
+
+export class ExecError extends HostnicError {
+  readonly argv: readonly string[];
+  readonly exitCode: number;
+  readonly stderr: string;
+  constructor(argv: readonly string[], exitCode: number, stderr: string) {
+    const shown = argv.join(" ");
+    super(
+      "EXEC_FAILED",
+      `Command "${shown}" failed with exit code ${exitCode}: ${stderr.trim() || "(no output)"}`,
+    );
+    this.argv = argv;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+}
+
+/** Path of a namespace given as a name or a path. */
+export function netnsPath(netns: string): string {
+  return netns.includes("/") ? netns : `/run/netns/${netns}`;
+}
+
+/** argv that runs `argv` inside `netns` (identity when no netns is given). */
+export function inNetns(argv: readonly string[], netns?: string): string[] {
+  if (!netns) return [...argv];
+  return ["nsenter", `--net=${netnsPath(netns)}`, "--", ...argv];
+}
+
+const decoder = new TextDecoder();
+
+/** The real runner over `Deno.Command`. */
+export class CommandRunner implements Runner {
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const full = inNetns(argv, opts.netns);
+    const cmd = new Deno.Command(full[0], {
+      args: full.slice(1),
+      stdin: opts.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    });
+    let child: Deno.ChildProcess;
+    try {
+      child = cmd.spawn();
+    } catch (err) {
+      throw new ExecError(full, 127, `cannot start "${full[0]}": ${(err as Error).message}`);
+    }
+    if (opts.stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(opts.stdin));
+      await w.close();
+    }
+    const out = await child.output();
+    const res = { stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+    if (out.code !== 0) throw new ExecError(full, out.code, res.stderr);
+    return res;
+  }
+}
