@@ -1,0 +1,90 @@
+/**
+ * `PoolCloud` over the QingCloud client: the few calls the pool makes, with the facts it needs
+ * pulled out of the API's replies.
+ */
+import { HostnicError } from "../errors.ts";
+import type { IaasClient } from "../iaas/mod.ts";
+import { waitJob } from "../iaas/jobs.ts";
+import { isNotFound } from "../iaas/errors.ts";
+import type { Logger } from "../log.ts";
+import type { PoolCloud } from "./pool.ts";
+
+export class VxnetError extends HostnicError {
+  readonly vxnet: string;
+  constructor(vxnet: string, message: string) {
+    super("BAD_VXNET", message);
+    this.vxnet = vxnet;
+  }
+}
+
+export class IaasPoolCloud implements PoolCloud {
+  readonly #iaas: IaasClient;
+  readonly #logger: Logger;
+  constructor(iaas: IaasClient, logger: Logger) {
+    this.#iaas = iaas;
+    this.#logger = logger;
+  }
+
+  async createNics(o: { vxnet: string; count: number; nicName: string; privateIps?: string[] }) {
+    const nics = await this.#iaas.createNics({
+      vxnet: o.vxnet,
+      count: o.count,
+      nicName: o.nicName,
+      privateIps: o.privateIps,
+    });
+    return nics.map((n) => ({ id: n.nicId, ip: n.privateIp ?? "" }));
+  }
+
+  async tagNics(ids: string[], tag: string): Promise<void> {
+    await this.#iaas.attachTags(
+      ids.map((id) => ({ tagId: tag, resourceType: "nic", resourceId: id })),
+    );
+  }
+
+  attachNics(ids: string[], instance: string): Promise<string> {
+    return this.#iaas.attachNics({ nics: ids, instance });
+  }
+
+  async detachNics(ids: string[]): Promise<string> {
+    return await this.#iaas.detachNics({ nics: ids });
+  }
+
+  async deleteNics(ids: string[]): Promise<void> {
+    try {
+      await this.#iaas.deleteNics({ nics: ids });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async waitJob(jobId: string, timeoutMs: number): Promise<void> {
+    await waitJob(this.#iaas, jobId, { timeoutMs, logger: this.#logger });
+  }
+
+  async describeVxnet(id: string): Promise<{ id: string; cidr: string; gateway: string }> {
+    return describeVxnetFacts(this.#iaas, id);
+  }
+}
+
+/** CIDR and gateway of a vxnet; errors say which vxnet and why it cannot host pods. */
+export async function describeVxnetFacts(
+  iaas: IaasClient,
+  id: string,
+): Promise<{ id: string; cidr: string; gateway: string; routerId: string }> {
+  const page = await iaas.describeVxnets({ vxnets: [id], verbose: 1 });
+  const v = page.items.find((x) => x.vxnet_id === id);
+  if (!v) throw new VxnetError(id, `Vxnet "${id}" does not exist in this zone`);
+  const r = v.router;
+  if (!r || !r.ip_network || !r.manager_ip) {
+    throw new VxnetError(id, `Vxnet "${id}" is not joined to a VPC router`);
+  }
+  if (!r.dyn_ip_start || !r.dyn_ip_end) {
+    throw new VxnetError(id, `Vxnet "${id}" has DHCP off (no dynamic IP range); turn DHCP on`);
+  }
+  return {
+    id,
+    cidr: r.ip_network,
+    gateway: r.manager_ip,
+    routerId: v.vpc_router_id ?? r.router_id ?? "",
+  };
+}

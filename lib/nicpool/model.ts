@@ -1,0 +1,103 @@
+/**
+ * The node's view of its cloud NICs and pod allocations, as persisted in the store.
+ *
+ * Lifecycle of a NIC the daemon owns:
+ *   creating → attaching → free ⇄ inuse → detaching → (deleted, record removed)
+ * `creating` is written before CreateNics is called (with a request token), so a crash between the
+ * API reply and the next write is found again by name/tag at start-up instead of leaking.
+ */
+
+export type NicState = "creating" | "attaching" | "free" | "inuse" | "detaching";
+
+export interface NicRecord {
+  /** QingCloud NIC id = its MAC address, `52:54:xx:xx:xx:xx`. */
+  id: string;
+  vxnet: string;
+  /** Primary private IP of the NIC (the pod's IP in nic/passthrough modes). */
+  ip: string;
+  /** Vxnet CIDR and gateway, copied at creation so datapath work needs no API call. */
+  cidr: string;
+  gateway: string;
+  /** Policy-routing table number assigned on this node (unique among this node's NICs). */
+  table: number;
+  state: NicState;
+  /** Created for one pod (vxnet/IP annotation): deleted when that pod releases it. */
+  dedicated: boolean;
+  /** Attach or detach job in flight. */
+  jobId?: string;
+  /** Allocation key `<containerId>/<ifName>` while in use. */
+  owner?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type AttachMode = "nic" | "passthrough";
+
+export interface AllocationRecord {
+  containerId: string;
+  ifName: string;
+  netns: string;
+  podNamespace?: string;
+  podName?: string;
+  nicId: string;
+  ip: string;
+  cidr: string;
+  gateway: string;
+  table: number;
+  mode: AttachMode;
+  /** Host-side veth name (veth modes). */
+  hostVeth?: string;
+  vxnet: string;
+  createdAt: number;
+}
+
+export const nicKey = (id: string): string => `nic/${id}`;
+export const allocKey = (containerId: string, ifName: string): string =>
+  `alloc/${containerId}/${ifName}`;
+export const ownerKey = (containerId: string, ifName: string): string => `${containerId}/${ifName}`;
+
+/** Lowest table number ≥ base not used by any of `nics`. */
+export function nextTable(nics: Iterable<NicRecord>, base: number): number {
+  const used = new Set<number>();
+  for (const n of nics) used.add(n.table);
+  let t = base;
+  while (used.has(t)) t++;
+  return t;
+}
+
+export interface PoolTargets {
+  poolLow: number;
+  poolHigh: number;
+  maxNic: number;
+}
+
+export interface PoolCounts {
+  /** Free NICs in the pool vxnet (not dedicated). */
+  free: number;
+  /** Pool NICs being created or attached. */
+  pending: number;
+  /** Every NIC this node holds in any state (counts toward maxNic). */
+  total: number;
+  /** ADDs waiting for a pool NIC right now. */
+  waiters: number;
+}
+
+export interface PoolPlan {
+  /** Pool NICs to create and attach now (one batch). */
+  create: number;
+  /** Free pool NICs to detach and delete now. */
+  trim: number;
+}
+
+/**
+ * Pure sizing decision. Keeps free + pending ≥ poolLow + waiters (so a burst is served by one
+ * batch, not one NIC per pod), trims free above poolHigh when nobody waits, never exceeds maxNic.
+ */
+export function planPool(c: PoolCounts, t: PoolTargets): PoolPlan {
+  const want = t.poolLow + c.waiters;
+  const have = c.free + c.pending;
+  let create = Math.max(0, want - have);
+  create = Math.min(create, Math.max(0, t.maxNic - c.total), 252);
+  const trim = c.waiters === 0 && c.pending === 0 ? Math.max(0, c.free - t.poolHigh) : 0;
+  return { create, trim };
+}

@@ -1,0 +1,36 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { nextTable, type NicRecord, planPool } from "./model.ts";
+
+const targets = { poolLow: 3, poolHigh: 5, maxNic: 10 };
+
+Deno.test("planPool fills an empty pool to poolLow in one batch", () => {
+  assertEquals(planPool({ free: 0, pending: 0, total: 0, waiters: 0 }, targets), {
+    create: 3,
+    trim: 0,
+  });
+});
+
+Deno.test("planPool counts in-flight NICs and adds one per waiter", () => {
+  assertEquals(planPool({ free: 0, pending: 3, total: 3, waiters: 5 }, targets).create, 5);
+  assertEquals(planPool({ free: 1, pending: 2, total: 3, waiters: 0 }, targets).create, 0);
+});
+
+Deno.test("planPool never exceeds maxNic", () => {
+  assertEquals(planPool({ free: 0, pending: 0, total: 8, waiters: 30 }, targets).create, 2);
+  assertEquals(planPool({ free: 0, pending: 0, total: 10, waiters: 30 }, targets).create, 0);
+});
+
+Deno.test("planPool trims above poolHigh only when idle", () => {
+  assertEquals(planPool({ free: 9, pending: 0, total: 9, waiters: 0 }, targets), {
+    create: 0,
+    trim: 4,
+  });
+  assertEquals(planPool({ free: 9, pending: 1, total: 10, waiters: 0 }, targets).trim, 0);
+  assertEquals(planPool({ free: 5, pending: 0, total: 5, waiters: 0 }, targets).trim, 0);
+});
+
+Deno.test("nextTable takes the lowest free table at or above the base", () => {
+  const nic = (table: number) => ({ table }) as NicRecord;
+  assertEquals(nextTable([], 260), 260);
+  assertEquals(nextTable([nic(260), nic(261), nic(263)], 260), 262);
+});

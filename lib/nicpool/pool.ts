@@ -1,0 +1,519 @@
+/**
+ * The warm NIC pool of one node: keeps between poolLow and poolHigh free NICs in the node's vxnet,
+ * never more than maxNic in all, creates and attaches in batches (one CreateNics with `count`, one
+ * AttachNics for many NICs), hands NICs to ADDs and takes them back on DEL.
+ *
+ * Invariants:
+ * - A NIC record is written (state `creating`/`attaching`) before the cloud call that creates or
+ *   attaches it is reported done, and every NIC is created with the owner name `hostnic_<instance>`
+ *   (and the configured tag) so it can be found again after a crash.
+ * - A NIC in state `inuse` is never detached or deleted by the pool.
+ * - An ADD that finds the pool empty waits for the batch in flight (bounded by `allocTimeoutMs`)
+ *   instead of starting its own; the batch is sized for every waiter at once.
+ * - State changes happen synchronously in memory (no await between the check and the change), so
+ *   two concurrent ADDs can never take the same NIC.
+ */
+import { HostnicError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { nextTable, nicKey, type NicRecord, planPool, type PoolTargets } from "./model.ts";
+
+/** The cloud operations the pool needs (an adapter over the IaaS client implements it). */
+export interface PoolCloud {
+  /** CreateNics count=N in vxnet, named `nicName`, optionally with explicit private IPs. */
+  createNics(o: { vxnet: string; count: number; nicName: string; privateIps?: string[] }): Promise<
+    { id: string; ip: string }[]
+  >;
+  /** AttachTags tag → nics. */
+  tagNics(ids: string[], tag: string): Promise<void>;
+  /** AttachNics; resolves with the job id. */
+  attachNics(ids: string[], instance: string): Promise<string>;
+  /** DetachNics; resolves with the job id. */
+  detachNics(ids: string[]): Promise<string>;
+  /** DeleteNics (NICs must be available). */
+  deleteNics(ids: string[]): Promise<void>;
+  /** Waits until the job succeeded; rejects if it failed or timed out. */
+  waitJob(jobId: string, timeoutMs: number): Promise<void>;
+  /** Vxnet facts the datapath needs. */
+  describeVxnet(id: string): Promise<{ id: string; cidr: string; gateway: string }>;
+}
+
+/** The kernel view the pool needs: is the NIC's link present on this node yet? */
+export interface PoolLinks {
+  /** Resolves when a link with this MAC exists on the node (`ip -j link`), or rejects at timeout. */
+  waitForMac(mac: string, timeoutMs: number): Promise<void>;
+}
+
+export interface PoolStore {
+  batch(
+    ops: ({ type: "put"; key: string; value: unknown } | { type: "del"; key: string })[],
+  ): Promise<
+    void
+  >;
+}
+
+export interface PoolDeps {
+  cloud: PoolCloud;
+  links: PoolLinks;
+  store: PoolStore;
+  logger: Logger;
+  now?: () => number;
+  /** Called after every state change (metrics, admin views). */
+  onChange?: () => void;
+}
+
+export interface PoolOptions extends PoolTargets {
+  instanceId: string;
+  /** Vxnet of the warm pool; undefined = no pool (only dedicated NICs). */
+  vxnet?: string;
+  tag?: string;
+  routeTableBase: number;
+  jobTimeoutMs: number;
+  allocTimeoutMs: number;
+  /** Window over which pool needs are gathered into one batch (default 30 ms). */
+  batchDelayMs?: number;
+}
+
+/** A second batch may start while one is attaching (bursts); more would only multiply API calls. */
+const MAX_BATCHES_IN_FLIGHT = 2;
+
+export class PoolError extends HostnicError {
+  readonly retryable: boolean;
+  constructor(code: string, message: string, opts: { retryable: boolean; cause?: unknown }) {
+    super(code, message, { cause: opts.cause });
+    this.retryable = opts.retryable;
+  }
+}
+
+interface Waiter {
+  resolve: (nic: NicRecord) => void;
+  reject: (err: Error) => void;
+  owner: string;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class NicPool {
+  readonly #deps: PoolDeps;
+  readonly #opts: PoolOptions;
+  readonly #nics = new Map<string, NicRecord>();
+  readonly #waiters: Waiter[] = [];
+  #vxnetInfo?: { id: string; cidr: string; gateway: string };
+  #reconciling = false;
+  #again = false;
+  #closed = false;
+  #lastError?: string;
+  #kickTimer?: ReturnType<typeof setTimeout>;
+  #kickDone?: () => void;
+  #batches = 0;
+  readonly #inflight = new Set<Promise<void>>();
+
+  constructor(deps: PoolDeps, opts: PoolOptions) {
+    this.#deps = deps;
+    this.#opts = opts;
+  }
+
+  get nicName(): string {
+    return `hostnic_${this.#opts.instanceId}`;
+  }
+
+  get options(): Readonly<PoolOptions> {
+    return this.#opts;
+  }
+
+  /** Last error of a pool batch, for health reporting. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** Loads records recovered by start-up (already reconciled with cloud and kernel). */
+  load(records: Iterable<NicRecord>): void {
+    for (const r of records) this.#nics.set(r.id, { ...r });
+  }
+
+  list(): NicRecord[] {
+    return [...this.#nics.values()].sort((a, b) => a.table - b.table);
+  }
+
+  get(id: string): NicRecord | undefined {
+    const r = this.#nics.get(id);
+    return r && { ...r };
+  }
+
+  counts(): { free: number; pending: number; total: number; inuse: number; waiters: number } {
+    let free = 0, pending = 0, inuse = 0;
+    for (const n of this.#nics.values()) {
+      if (n.dedicated || n.vxnet !== this.#opts.vxnet) {
+        if (n.state === "inuse") inuse++;
+        continue;
+      }
+      if (n.state === "free") free++;
+      else if (n.state === "creating" || n.state === "attaching") pending++;
+      else if (n.state === "inuse") inuse++;
+    }
+    return { free, pending, inuse, total: this.#nics.size, waiters: this.#waiters.length };
+  }
+
+  /**
+   * Takes a free pool NIC for `owner`, waiting for the batch in flight when the pool is empty.
+   * The NIC is marked in use and persisted before this resolves.
+   */
+  async acquire(owner: string): Promise<NicRecord> {
+    if (!this.#opts.vxnet) {
+      throw new PoolError(
+        "NO_POOL_VXNET",
+        "This node has no pool vxnet: set --vxnets / pool.vxNets or annotate the node with " +
+          '"hostnic.network.kubesphere.io/vxnet", or give the pod a vxnet annotation',
+        { retryable: false },
+      );
+    }
+    const nic = this.#takeFree(owner) ?? await this.#wait(owner);
+    try {
+      await this.#persist(nic);
+    } catch (err) {
+      this.#setState(nic, "free", undefined);
+      throw err;
+    }
+    this.kick();
+    return { ...nic };
+  }
+
+  /**
+   * Creates a NIC for one pod (a vxnet other than the pool's, or a fixed IP) and attaches it.
+   * Deleted again on release.
+   */
+  async acquireDedicated(owner: string, o: { vxnet: string; ip?: string }): Promise<NicRecord> {
+    if (this.#nics.size >= this.#opts.maxNic) {
+      throw new PoolError(
+        "MAX_NIC",
+        `This node already holds maxNic=${this.#opts.maxNic} NICs; raise pool.maxNic or free some`,
+        { retryable: true },
+      );
+    }
+    const [nic] = await this.#createBatch({
+      vxnet: o.vxnet,
+      count: 1,
+      privateIps: o.ip ? [o.ip] : undefined,
+      dedicated: true,
+      owner,
+    });
+    return { ...nic };
+  }
+
+  /** Gives the NIC back: pool NICs become free, dedicated ones are detached and deleted. */
+  async release(id: string): Promise<void> {
+    const nic = this.#nics.get(id);
+    if (!nic) return;
+    if (nic.dedicated || nic.vxnet !== this.#opts.vxnet) {
+      this.#setState(nic, "detaching", undefined);
+      await this.#persist(nic);
+      this.#track(this.#detach([nic]));
+      return;
+    }
+    // Serve a waiter directly when one is queued: no cloud call needed.
+    const w = this.#waiters.shift();
+    if (w) {
+      clearTimeout(w.timer);
+      this.#setState(nic, "inuse", w.owner);
+      w.resolve(nic);
+      return;
+    }
+    this.#setState(nic, "free", undefined);
+    await this.#persist(nic);
+    this.kick();
+  }
+
+  /**
+   * Schedules a reconcile pass. Passes are coalesced over `batchDelayMs` so that a burst of ADDs
+   * arriving together is served by one CreateNics/AttachNics pair sized for all of them.
+   */
+  kick(): void {
+    if (this.#closed) return;
+    if (this.#reconciling) {
+      this.#again = true;
+      return;
+    }
+    if (this.#kickTimer !== undefined) return;
+    this.#track(
+      new Promise<void>((resolve) => {
+        this.#kickDone = resolve;
+        this.#kickTimer = setTimeout(() => {
+          this.#kickTimer = undefined;
+          this.#kickDone = undefined;
+          this.reconcile().finally(resolve);
+        }, this.#opts.batchDelayMs ?? 30);
+      }),
+    );
+  }
+
+  /** One sizing pass: create a batch for the deficit, trim the excess. */
+  async reconcile(): Promise<void> {
+    if (this.#reconciling || this.#closed) return;
+    this.#reconciling = true;
+    try {
+      do {
+        this.#again = false;
+        if (!this.#opts.vxnet) return;
+        const plan = planPool(this.counts(), this.#opts);
+        if (plan.trim > 0) {
+          const victims = [...this.#nics.values()]
+            .filter((n) => n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet)
+            .slice(0, plan.trim);
+          for (const v of victims) this.#setState(v, "detaching", undefined);
+          await this.#persistAll(victims);
+          this.#track(this.#detach(victims));
+        }
+        if (plan.create > 0 && this.#batches < MAX_BATCHES_IN_FLIGHT) {
+          // Not awaited: waiters are served as soon as the batch lands; further kicks coalesce.
+          this.#track(
+            this.#createBatch({ vxnet: this.#opts.vxnet, count: plan.create, dedicated: false })
+              .then(() => {}, () => {}),
+          );
+        }
+      } while (this.#again);
+    } finally {
+      this.#reconciling = false;
+    }
+  }
+
+  /** Waits for every batch in flight (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** Detaches and deletes every free NIC (CleanUpCacheOnExit). */
+  async drainFree(): Promise<void> {
+    const free = [...this.#nics.values()].filter((n) => n.state === "free");
+    for (const n of free) this.#setState(n, "detaching", undefined);
+    await this.#persistAll(free);
+    if (free.length) await this.#detach(free);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#kickTimer);
+    this.#kickDone?.();
+    for (const w of this.#waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(
+        new PoolError("SHUTTING_DOWN", "The hostnic daemon is shutting down", { retryable: true }),
+      );
+    }
+    await this.settle();
+  }
+
+  // ---- internals ----
+
+  #takeFree(owner: string): NicRecord | undefined {
+    for (const n of this.#nics.values()) {
+      if (n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet) {
+        this.#setState(n, "inuse", owner);
+        return n;
+      }
+    }
+    return undefined;
+  }
+
+  #wait(owner: string): Promise<NicRecord> {
+    return new Promise<NicRecord>((resolve, reject) => {
+      const w: Waiter = {
+        owner,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const i = this.#waiters.indexOf(w);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          const why = this.#lastError ? ` Last pool error: ${this.#lastError}` : "";
+          reject(
+            new PoolError(
+              "POOL_TIMEOUT",
+              `No free NIC became available within ${
+                Math.round(this.#opts.allocTimeoutMs / 1000)
+              } s (pool of vxnet "${this.#opts.vxnet}").${why}`,
+              { retryable: true },
+            ),
+          );
+        }, this.#opts.allocTimeoutMs),
+      };
+      this.#waiters.push(w);
+      this.kick();
+    });
+  }
+
+  /** Hands freshly attached pool NICs to waiters first. */
+  #serveWaiters(): void {
+    while (this.#waiters.length > 0) {
+      const nic = [...this.#nics.values()].find((n) =>
+        n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet
+      );
+      if (!nic) return;
+      const w = this.#waiters.shift()!;
+      clearTimeout(w.timer);
+      this.#setState(nic, "inuse", w.owner);
+      w.resolve(nic);
+    }
+  }
+
+  async #vxnet(id: string): Promise<{ id: string; cidr: string; gateway: string }> {
+    if (this.#vxnetInfo?.id === id) return this.#vxnetInfo;
+    const info = await this.#deps.cloud.describeVxnet(id);
+    if (id === this.#opts.vxnet) this.#vxnetInfo = info;
+    return info;
+  }
+
+  async #createBatch(
+    o: { vxnet: string; count: number; privateIps?: string[]; dedicated: boolean; owner?: string },
+  ): Promise<NicRecord[]> {
+    const { cloud, logger } = this.#deps;
+    const now = this.#now();
+    this.#batches++;
+    // Reserve the slots now so concurrent passes see them as pending and respect maxNic.
+    const placeholders: NicRecord[] = [];
+    for (let i = 0; i < o.count; i++) {
+      const ph: NicRecord = {
+        id: `pending-${crypto.randomUUID()}`,
+        vxnet: o.vxnet,
+        ip: "",
+        cidr: "",
+        gateway: "",
+        table: 0,
+        state: "creating",
+        dedicated: o.dedicated,
+        createdAt: now,
+        updatedAt: now,
+      };
+      this.#nics.set(ph.id, ph);
+      placeholders.push(ph);
+    }
+    let created: NicRecord[] = [];
+    try {
+      const vx = await this.#vxnet(o.vxnet);
+      const nics = await cloud.createNics({
+        vxnet: o.vxnet,
+        count: o.count,
+        nicName: this.nicName,
+        privateIps: o.privateIps,
+      });
+      for (const ph of placeholders) this.#nics.delete(ph.id);
+      placeholders.length = 0;
+      created = nics.map((n) => {
+        const rec: NicRecord = {
+          id: n.id,
+          vxnet: o.vxnet,
+          ip: n.ip,
+          cidr: vx.cidr,
+          gateway: vx.gateway,
+          table: nextTable(this.#nics.values(), this.#opts.routeTableBase),
+          state: "attaching",
+          dedicated: o.dedicated,
+          owner: o.owner,
+          createdAt: now,
+          updatedAt: now,
+        };
+        this.#nics.set(rec.id, rec);
+        return rec;
+      });
+      await this.#persistAll(created);
+      if (this.#opts.tag) {
+        await cloud.tagNics(created.map((n) => n.id), this.#opts.tag).catch((err) =>
+          logger.warn("tagging NICs failed; they are still found by name", {
+            err: String(err),
+            nics: created.map((n) => n.id),
+          })
+        );
+      }
+      const jobId = await cloud.attachNics(created.map((n) => n.id), this.#opts.instanceId);
+      for (const n of created) n.jobId = jobId;
+      await this.#persistAll(created);
+      await cloud.waitJob(jobId, this.#opts.jobTimeoutMs);
+      await Promise.all(
+        created.map((n) => this.#deps.links.waitForMac(n.id, this.#opts.jobTimeoutMs)),
+      );
+      for (const n of created) {
+        n.jobId = undefined;
+        this.#setState(n, o.owner ? "inuse" : "free", o.owner);
+      }
+      await this.#persistAll(created);
+      this.#lastError = undefined;
+      logger.info("NICs attached", {
+        nics: created.map((n) => n.id),
+        vxnet: o.vxnet,
+        dedicated: o.dedicated,
+      });
+      this.#serveWaiters();
+      this.kick();
+      return created;
+    } catch (err) {
+      for (const ph of placeholders) this.#nics.delete(ph.id);
+      this.#lastError = err instanceof Error ? err.message : String(err);
+      logger.error("creating/attaching NICs failed", { err: this.#lastError, vxnet: o.vxnet });
+      if (created.length) {
+        for (const n of created) this.#setState(n, "detaching", undefined);
+        await this.#persistAll(created).catch(() => {});
+        this.#track(this.#detach(created));
+      }
+      // A failed batch must not leave waiters hanging until their timeout if nothing is in flight:
+      // schedule another attempt (the cloud client already retried transient errors).
+      if (this.#waiters.length > 0 && !this.#closed) setTimeout(() => this.kick(), 1000);
+      throw new PoolError("IAAS_FAILED", `Could not create and attach a NIC: ${this.#lastError}`, {
+        retryable: true,
+        cause: err,
+      });
+    } finally {
+      this.#batches--;
+      this.#deps.onChange?.();
+    }
+  }
+
+  /** Detaches (if attached) and deletes NICs; records removed when gone. Retried by the loop. */
+  async #detach(nics: NicRecord[]): Promise<void> {
+    const { cloud, logger } = this.#deps;
+    const ids = nics.map((n) => n.id);
+    try {
+      const jobId = await cloud.detachNics(ids);
+      for (const n of nics) n.jobId = jobId;
+      await this.#persistAll(nics);
+      await cloud.waitJob(jobId, this.#opts.jobTimeoutMs);
+      await cloud.deleteNics(ids);
+      for (const id of ids) this.#nics.delete(id);
+      await this.#deps.store.batch(ids.map((id) => ({ type: "del" as const, key: nicKey(id) })));
+      logger.info("NICs detached and deleted", { nics: ids });
+    } catch (err) {
+      // Left in state "detaching": the repair loop finishes the job.
+      logger.warn("detaching/deleting NICs failed; will retry", { nics: ids, err: String(err) });
+    } finally {
+      this.#deps.onChange?.();
+    }
+  }
+
+  /** Retries detaching NICs stuck in "detaching" (called by the repair loop). */
+  async retryDetaching(): Promise<void> {
+    const stuck = [...this.#nics.values()].filter((n) => n.state === "detaching");
+    if (stuck.length) await this.#detach(stuck);
+  }
+
+  #setState(n: NicRecord, state: NicRecord["state"], owner: string | undefined): void {
+    n.state = state;
+    n.owner = owner;
+    n.updatedAt = this.#now();
+    this.#deps.onChange?.();
+  }
+
+  #persist(n: NicRecord): Promise<void> {
+    return this.#persistAll([n]);
+  }
+
+  #persistAll(ns: NicRecord[]): Promise<void> {
+    if (ns.length === 0) return Promise.resolve();
+    return this.#deps.store.batch(
+      ns.map((n) => ({ type: "put" as const, key: nicKey(n.id), value: n })),
+    );
+  }
+
+  #track(p: Promise<void>): void {
+    const t = p.finally(() => this.#inflight.delete(t));
+    this.#inflight.add(t);
+  }
+
+  #now(): number {
+    return (this.#deps.now ?? Date.now)();
+  }
+}
