@@ -87,7 +87,7 @@ export async function releaseRecordId(containerId: string, ifName: string): Prom
 export async function writeReleaseRecord(dir: string, rec: ReleaseRecord): Promise<string> {
   validateRecord(rec);
   const id = await releaseRecordId(rec.containerId, rec.ifName);
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensureDir(dir);
   const rand = crypto.getRandomValues(new Uint32Array(2)).join("-");
   const temp = `${dir}/${TEMP_PREFIX}${id}.${Deno.pid}-${rand}`;
   const data = new TextEncoder().encode(JSON.stringify(rec) + "\n");
@@ -230,6 +230,19 @@ function isRecordId(id: string): boolean {
 function isPlainName(name: string): boolean {
   return typeof name === "string" && name.length > 0 && name.length <= 255 &&
     !name.includes("/") && !name.includes("\u0000") && name !== "." && name !== "..";
+}
+
+/** Create `dir` (0700) if missing, fsyncing its parent so the new entry survives power loss. */
+async function ensureDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return;
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  const at = dir.replace(/\/+$/, "").lastIndexOf("/");
+  await syncDir(at > 0 ? dir.slice(0, at) : at === 0 ? "/" : ".");
 }
 
 /** fsync the directory so a rename or unlink in it survives power loss. */
