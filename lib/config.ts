@@ -30,8 +30,10 @@ const mark = z.union([
     .number().int().positive(),
 ])
   .transform((v) => typeof v === "number" ? v : parseInt(v, 16))
-  .refine((v) => (v & (0x4000 | 0x8000 | 0xffff0000)) === 0, {
-    message: "must not overlap kube-proxy's marks (0x4000, 0x8000) or Calico's (0xffff0000)",
+  // Upstream's default 0x10000 sits inside Calico's default mask 0xffff0000 but below the bits
+  // upstream reserves for Calico (0xff000000); we keep upstream's rule so existing configs load.
+  .refine((v) => v <= 0xffffffff && (v & (0x4000 | 0x8000 | 0xff000000)) === 0, {
+    message: "must not overlap kube-proxy's marks (0x4000, 0x8000) or Calico's (0xff000000)",
   });
 
 export const poolSchema = z.object({

@@ -1,0 +1,28 @@
+/**
+ * `deno task demo` is what a newcomer runs first: it must pass on a clean machine and leave
+ * nothing behind.
+ */
+import assert from "node:assert/strict";
+
+Deno.test("the demo passes every check and leaves no namespace behind", async () => {
+  const before = await netnsList();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "demo"],
+    cwd: new URL("../..", import.meta.url).pathname,
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+  assert.match(text, /PASS {2}NIC on node 1 pings NIC on node 2 across the SDN/);
+  assert.match(text, /\d+ checks passed, 0 failed/);
+  assert.deepEqual(await netnsList(), before);
+});
+
+async function netnsList(): Promise<string[]> {
+  const out = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0]).filter(
+    Boolean,
+  ).sort();
+}
