@@ -38,6 +38,18 @@ Deno.test("signed GET and POST requests are accepted on /iaas/ and /iaas", async
     });
     assert.equal(created.ret_code, 0, JSON.stringify(created));
     assert.equal((created.nics as unknown[]).length, 2);
+    // Python SDK style: the body is form-encoded (space → "+"), though "%20" was signed.
+    const signed = await signedRequest({
+      url: sim.url,
+      action: "DescribeNics",
+      method: "POST",
+      params: { nic_name: "hostnic pool+a~b*c" },
+    });
+    const form = new URLSearchParams(await signed.text());
+    assert.match(form.toString(), /nic_name=hostnic\+pool%2Ba/);
+    const py = await (await fetch(sim.url, { method: "POST", body: form })).json();
+    assert.equal(py.ret_code, 0, JSON.stringify(py));
+    assert.equal(py.total_count, 2);
     const goStyle = await call({
       action: "DescribeNics",
       params: { nic_name: "hostnic pool+a~b*c" },

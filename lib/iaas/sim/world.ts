@@ -218,6 +218,16 @@ export class World {
     this.#planJob = o.planJob ?? (() => ({ pendingMs: 0, totalMs: 0, fail: false }));
     this.#ids = createRng(deriveSeed(s.seed, 0));
     const t = this.now();
+    // Ids the scenario fixes are reserved first, so a generated id can never collide with one.
+    for (
+      const id of [
+        ...s.routers.map((r) => r.id),
+        ...s.vxnets.map((v) => v.id),
+        ...s.securityGroups.map((g) => g.id),
+        ...s.instances.flatMap((x) => (x.nicId ? [x.id, x.nicId] : [x.id])),
+        ...s.tags.flatMap((tag) => (tag.id ? [tag.id] : [])),
+      ]
+    ) this.#issued.add(id);
 
     for (const c of s.credentials) {
       this.accessKeys.set(c.accessKeyId, {
@@ -239,7 +249,6 @@ export class World {
       });
     }
     for (const v of s.vxnets) {
-      this.#issued.add(v.id);
       this.vxnets.set(v.id, {
         id: v.id,
         name: v.name,
@@ -272,7 +281,6 @@ export class World {
     }
     for (const x of s.instances) {
       const nicId = x.nicId ?? this.#newNicId();
-      this.#issued.add(nicId);
       this.instances.set(x.id, {
         id: x.id,
         name: x.name,
@@ -301,7 +309,6 @@ export class World {
     }
     s.tags.forEach((tag, i) => {
       const id = tag.id ?? this.#newId("tag-", 8);
-      this.#issued.add(id);
       this.tags.set(id, {
         id,
         name: tag.name,
