@@ -1,0 +1,154 @@
+/**
+ * Plans: datapath changes computed as plain data, then applied in as few spawns as possible.
+ *
+ * A plan is an ordered list of steps; each step targets one namespace and is one spawn:
+ * an `ip -batch -` script or one `sysctl -w` call. Every ip line may carry the lines that revert
+ * it (`undo`). `applyPlan` runs the steps in order; if one fails it reverts, newest first, every
+ * line that was applied (the failing batch's earlier lines included) and rethrows, so a failed
+ * setup leaves no partial state. `runTeardownPlan` runs steps with delete semantics instead:
+ * "not found" is success, a missing namespace skips its steps, and real failures are collected.
+ *
+ * Sysctl writes are never undone: they are node-wide knobs that are safe to leave set.
+ */
+import type { Logger } from "../log.ts";
+import { nullLogger } from "../log.ts";
+import type { Runner } from "./exec.ts";
+import { ExecError } from "./exec.ts";
+import { DatapathSetupError, DatapathTeardownError, parseBatchFailure } from "./errors.ts";
+import { runIpBatch, runIpBatchForgiving } from "./ip.ts";
+import { type SysctlValues, writeSysctls } from "./sysctl.ts";
+import { classifyError } from "./errors.ts";
+
+/** Side effects of the datapath. */
+export interface LinuxDeps {
+  runner: Runner;
+  logger?: Logger;
+}
+
+/** Which namespace a step targets: the node's (hostnic's own, or a named test namespace) or the pod's. */
+export type NsRole = "node" | "pod";
+
+/** Lines that revert an op, run in `netns` (which may differ from the op's own namespace). */
+export interface UndoSpec {
+  netns: string | undefined;
+  lines: string[];
+}
+
+/** One `ip -batch` line and how to revert it. */
+export interface IpOp {
+  line: string;
+  undo?: UndoSpec;
+}
+
+export interface IpStep {
+  kind: "ip";
+  role: NsRole;
+  netns: string | undefined;
+  ops: IpOp[];
+}
+
+export interface SysctlStep {
+  kind: "sysctl";
+  role: NsRole;
+  netns: string | undefined;
+  values: SysctlValues;
+}
+
+export type PlanStep = IpStep | SysctlStep;
+
+export interface Plan {
+  /** What the plan does, for messages: e.g. `nic-mode pod 172.22.1.5`. */
+  what: string;
+  steps: PlanStep[];
+}
+
+/** A readable rendering (`node$ ip link add ...`), for logs and unit tests. */
+export function formatPlan(plan: Plan): string[] {
+  return plan.steps.flatMap((s) =>
+    s.kind === "ip"
+      ? s.ops.map((o) => `${s.role}: ${o.line}`)
+      : Object.keys(s.values).length
+      ? [`${s.role}: sysctl ${Object.entries(s.values).map(([k, v]) => `${k}=${v}`).join(" ")}`]
+      : []
+  );
+}
+
+/** All ip lines of a plan's steps for `role`, in order. */
+export function planLines(plan: Plan, role: NsRole): string[] {
+  return plan.steps.flatMap((s) => s.kind === "ip" && s.role === role ? s.ops.map((o) => o.line) : []);
+}
+
+/** Groups consecutive undo specs that target the same namespace into one batch each. */
+function undoBatches(specs: UndoSpec[]): UndoSpec[] {
+  const out: UndoSpec[] = [];
+  for (const s of specs) {
+    const last = out[out.length - 1];
+    if (last && last.netns === s.netns) last.lines.push(...s.lines);
+    else out.push({ netns: s.netns, lines: [...s.lines] });
+  }
+  return out;
+}
+
+/**
+ * Applies `plan`; on failure reverts what it applied and throws `DatapathSetupError` (its cause
+ * is the failing `ExecError`). Spawns: one per non-empty step.
+ */
+export async function applyPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
+  const logger = deps.logger ?? nullLogger;
+  const applied: UndoSpec[] = [];
+  try {
+    for (const step of plan.steps) {
+      if (step.kind === "sysctl") {
+        await writeSysctls(deps, step.values, { netns: step.netns });
+        continue;
+      }
+      try {
+        await runIpBatch(deps, step.ops.map((o) => o.line), { netns: step.netns });
+        for (const op of step.ops) if (op.undo) applied.push(op.undo);
+      } catch (err) {
+        // Lines before the failing one were applied. When ip does not say which line failed
+        // (a few verbs exit at once), assume all were: undo lines forgive "not found".
+        const failed = err instanceof ExecError ? parseBatchFailure(err.stderr) : undefined;
+        const done = classifyError(err) === "netns-missing"
+          ? 0
+          : failed
+          ? failed.line - 1
+          : step.ops.length;
+        for (const op of step.ops.slice(0, done)) if (op.undo) applied.push(op.undo);
+        throw err;
+      }
+    }
+  } catch (err) {
+    await revert(deps, applied, plan.what, logger);
+    throw new DatapathSetupError(plan.what, err);
+  }
+}
+
+async function revert(deps: LinuxDeps, applied: UndoSpec[], what: string, logger: Logger) {
+  for (const batch of undoBatches([...applied].reverse())) {
+    try {
+      const res = await runIpBatchForgiving(deps, batch.lines, {
+        netns: batch.netns,
+        forgiveExisting: true,
+      });
+      for (const f of res.failures) logger.warn("undo step failed", { what, failure: f });
+    } catch (err) {
+      logger.warn("undo failed", { what, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}
+
+/**
+ * Runs a teardown plan: every step runs even if an earlier one failed; "not found" and missing
+ * namespaces are success; anything else is reported at the end as `DatapathTeardownError`.
+ */
+export async function runTeardownPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
+  const failures: string[] = [];
+  for (const step of plan.steps) {
+    if (step.kind === "sysctl") continue;
+    if (step.ops.length === 0) continue;
+    const res = await runIpBatchForgiving(deps, step.ops.map((o) => o.line), { netns: step.netns });
+    failures.push(...res.failures.map((f) => `${step.role}: ${f}`));
+  }
+  if (failures.length > 0) throw new DatapathTeardownError(plan.what, failures);
+}

@@ -1,0 +1,203 @@
+/**
+ * Entry points per pod, for every attachment mode: read state, plan, apply. One shape for the
+ * daemon (node = its own namespace: omit `nodeNetns`), for tests (node = a named namespace) and
+ * for the CNI plugin's DEL without the daemon (a `PodTeardownSpec` is all it needs).
+ */
+import { diffDesired } from "./check.ts";
+import type { Desired } from "./check.ts";
+import { isNetnsMissing, NetnsNotFoundError } from "./errors.ts";
+import { type NsState, readNsState } from "./ip.ts";
+import {
+  type NicPodSpec,
+  nicPodDesired,
+  nicPodResult,
+  planNicPodSetup,
+  planNicPodTeardown,
+} from "./nic_mode.ts";
+import {
+  passthroughDesired,
+  passthroughResult,
+  type PassthroughPodSpec,
+  planPassthroughNodeTeardown,
+  planPassthroughPodTeardown,
+  planPassthroughSetup,
+} from "./passthrough_mode.ts";
+import { applyPlan, type LinuxDeps, type Plan, runTeardownPlan } from "./plan.ts";
+import {
+  planSharedNicSetup,
+  planSharedNicTeardown,
+  planSharedPodSetup,
+  planSharedPodTeardown,
+  sharedNicDesired,
+  sharedNicPodIpsIn,
+  type SharedNicSpec,
+  sharedPodDesired,
+  sharedPodResult,
+  type SharedPodSpec,
+} from "./shared_mode.ts";
+import type { NodeOptions, PodSetupResult, PodTeardownSpec } from "./spec.ts";
+
+export type PodSpec = NicPodSpec | SharedPodSpec | PassthroughPodSpec;
+
+async function readPod(deps: LinuxDeps, netns: string): Promise<NsState> {
+  try {
+    return await readNsState(deps, netns);
+  } catch (err) {
+    if (isNetnsMissing(err)) throw new NetnsNotFoundError(netns, { cause: err });
+    throw err;
+  }
+}
+
+/** Reads the state the mode's planner needs and returns the setup plan (a dry run). */
+export async function planPodSetup(
+  deps: LinuxDeps,
+  spec: PodSpec,
+  opts: NodeOptions = {},
+): Promise<Plan> {
+  const node = await readNsState(deps, opts.nodeNetns);
+  switch (spec.mode) {
+    case "nic":
+      return planNicPodSetup(spec, node, opts);
+    case "shared":
+      return planSharedPodSetup(spec, node, opts);
+    case "passthrough":
+      return planPassthroughSetup(spec, { node, pod: await readPod(deps, spec.netns) }, opts);
+  }
+}
+
+/**
+ * Plumbs one pod. Ensure semantics: running it again converges (the veth is recreated). On
+ * failure everything it applied is reverted and `DatapathSetupError` is thrown.
+ */
+export async function setupPod(
+  deps: LinuxDeps,
+  spec: PodSpec,
+  opts: NodeOptions = {},
+): Promise<PodSetupResult> {
+  await applyPlan(deps, await planPodSetup(deps, spec, opts));
+  return podResult(spec);
+}
+
+/** The CNI result data for a pod set up with `spec` (no kernel access). */
+export function podResult(spec: PodSpec): PodSetupResult {
+  switch (spec.mode) {
+    case "nic":
+      return nicPodResult(spec);
+    case "shared":
+      return sharedPodResult(spec);
+    case "passthrough":
+      return passthroughResult(spec);
+  }
+}
+
+/**
+ * Unplumbs one pod from what a DEL knows. Succeeds when nothing is there, when the pod
+ * namespace is gone or empty, and when run twice; throws `DatapathTeardownError` only for
+ * objects it found and could not remove.
+ */
+export async function teardownPod(
+  deps: LinuxDeps,
+  spec: PodTeardownSpec,
+  opts: NodeOptions = {},
+): Promise<void> {
+  if (spec.mode === "passthrough") return await teardownPassthrough(deps, spec, opts);
+  const node = await readNsState(deps, opts.nodeNetns);
+  const plan = spec.mode === "nic"
+    ? planNicPodTeardown(spec, node, opts)
+    : planSharedPodTeardown(spec, node, opts);
+  await runTeardownPlan(deps, plan);
+}
+
+async function teardownPassthrough(deps: LinuxDeps, spec: PodTeardownSpec, opts: NodeOptions) {
+  let podSteps: Plan["steps"] = [];
+  if (spec.netns) {
+    try {
+      podSteps = planPassthroughPodTeardown(spec, await readNsState(deps, spec.netns), opts);
+    } catch (err) {
+      if (!isNetnsMissing(err)) throw err;
+    }
+  }
+  const what = `passthrough pod ${spec.ip ?? spec.pod.containerId}`;
+  await runTeardownPlan(deps, { what, steps: podSteps });
+  const node = await readNsState(deps, opts.nodeNetns);
+  await runTeardownPlan(deps, {
+    what,
+    steps: [{
+      kind: "ip",
+      role: "node",
+      netns: opts.nodeNetns,
+      ops: planPassthroughNodeTeardown(spec, node),
+    }],
+  });
+}
+
+/** What CHECK expects for `spec` in the node and pod namespaces. */
+export function podDesired(spec: PodSpec): { node: Desired; pod: Desired } {
+  switch (spec.mode) {
+    case "nic":
+      return nicPodDesired(spec);
+    case "shared":
+      return sharedPodDesired(spec);
+    case "passthrough":
+      return passthroughDesired(spec);
+  }
+}
+
+/**
+ * CNI CHECK: reads both namespaces and lists every difference from what setup makes (empty =
+ * healthy). A missing pod namespace is one difference, not an error.
+ */
+export async function checkPod(
+  deps: LinuxDeps,
+  spec: PodSpec,
+  opts: NodeOptions = {},
+): Promise<string[]> {
+  const want = podDesired(spec);
+  const node = await readNsState(deps, opts.nodeNetns);
+  let pod: NsState;
+  try {
+    pod = await readNsState(deps, spec.netns);
+  } catch (err) {
+    if (!isNetnsMissing(err)) throw err;
+    return [...diffDesired(want.node, node, "node"), `pod: network namespace ${spec.netns} is missing`];
+  }
+  return [...diffDesired(want.node, node, "node"), ...diffDesired(want.pod, pod, "pod")];
+}
+
+// Shared NICs -----------------------------------------------------------------------------------
+
+/** Takes over the vxnet's shared NIC (idempotent). Run before the first pod of the vxnet. */
+export async function setupSharedNic(
+  deps: LinuxDeps,
+  spec: SharedNicSpec,
+  opts: NodeOptions = {},
+): Promise<void> {
+  await applyPlan(deps, planSharedNicSetup(spec, await readNsState(deps, opts.nodeNetns), opts));
+}
+
+/** Releases the vxnet's shared NIC; run when its last pod is gone. */
+export async function teardownSharedNic(
+  deps: LinuxDeps,
+  spec: { table: number },
+  opts: NodeOptions = {},
+): Promise<void> {
+  const node = await readNsState(deps, opts.nodeNetns);
+  await runTeardownPlan(deps, planSharedNicTeardown(spec, node, opts));
+}
+
+export async function checkSharedNic(
+  deps: LinuxDeps,
+  spec: SharedNicSpec,
+  opts: NodeOptions = {},
+): Promise<string[]> {
+  return diffDesired(sharedNicDesired(spec), await readNsState(deps, opts.nodeNetns), "node");
+}
+
+/** Pod IPs still answered for on the shared NIC of `table` (empty = safe to release it). */
+export async function sharedNicPodIps(
+  deps: LinuxDeps,
+  spec: { table: number },
+  opts: NodeOptions = {},
+): Promise<string[]> {
+  return sharedNicPodIpsIn(await readNsState(deps, opts.nodeNetns), spec.table);
+}

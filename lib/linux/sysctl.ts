@@ -1,0 +1,37 @@
+/**
+ * sysctl writes inside a network namespace. A process cannot enter another network namespace
+ * (Deno cannot call setns, and /proc/sys/net always shows the caller's namespace), so all values
+ * for one namespace go into a single `sysctl -w k=v ...` spawn, run through nsenter when needed.
+ *
+ * Keys use the slash form (`net/ipv4/conf/<dev>/rp_filter`) so device names containing dots
+ * cannot be misread as path separators.
+ */
+import type { Runner } from "./exec.ts";
+
+/** Key → value, e.g. `{ "net/ipv4/ip_forward": "1" }`. Insertion order is write order. */
+export type SysctlValues = Record<string, string>;
+
+/** `net/ipv4/conf/<dev>/<name>` */
+export function ipv4ConfKey(dev: string, name: string): string {
+  return `net/ipv4/conf/${dev}/${name}`;
+}
+
+/** `net/ipv4/neigh/<dev>/<name>` */
+export function ipv4NeighKey(dev: string, name: string): string {
+  return `net/ipv4/neigh/${dev}/${name}`;
+}
+
+/** argv that writes `values` (`sysctl -q -w k=v ...`). */
+export function sysctlArgv(values: SysctlValues): string[] {
+  return ["sysctl", "-q", "-w", ...Object.entries(values).map(([k, v]) => `${k}=${v}`)];
+}
+
+/** Writes all values in one spawn: `sysctl -w k1=v1 k2=v2` (inside `netns` when given). */
+export async function writeSysctls(
+  deps: { runner: Runner },
+  values: SysctlValues,
+  opts: { netns: string | undefined },
+): Promise<void> {
+  if (Object.keys(values).length === 0) return;
+  await deps.runner.run(sysctlArgv(values), { netns: opts.netns });
+}
