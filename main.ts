@@ -62,7 +62,9 @@ export async function dispatch(args: string[]): Promise<number> {
   }
   const run = mode === undefined ? undefined : await loadMode(mode);
   if (!run) {
-    console.error(mode === undefined ? "hostnic: no mode given" : `hostnic: unknown mode "${mode}"`);
+    console.error(
+      mode === undefined ? "hostnic: no mode given" : `hostnic: unknown mode "${mode}"`,
+    );
     console.error(USAGE);
     return 2;
   }
