@@ -72,8 +72,10 @@ export class CommandRunner implements Runner {
     }
     if (opts.stdin !== undefined) {
       const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(opts.stdin));
-      await w.close();
+      // A child may exit without reading stdin (nsenter failing to enter a vanished namespace):
+      // the write then fails with BrokenPipe, and the exit status below says what happened.
+      await w.write(new TextEncoder().encode(opts.stdin)).catch(() => {});
+      await w.close().catch(() => {});
     }
     const out = await child.output();
     const res = { stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };

@@ -354,7 +354,10 @@ export async function runIpBatch(
   opts: BatchOptions,
 ): Promise<void> {
   if (lines.length === 0) return;
-  await deps.runner.run(["ip", "-batch", "-"], { netns: opts.netns, stdin: lines.join("\n") + "\n" });
+  await deps.runner.run(["ip", "-batch", "-"], {
+    netns: opts.netns,
+    stdin: lines.join("\n") + "\n",
+  });
 }
 
 /** Outcome of a forgiving run: failures that were not "not found", and whether the netns exists. */

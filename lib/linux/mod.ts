@@ -18,7 +18,7 @@
  * - Marks: only natMark's bits are ever set; kube-proxy's 0x4000/0x8000 are refused.
  */
 export { CommandRunner, ExecError, inNetns, netnsPath } from "./exec.ts";
-export type { RunOptions, RunResult, Runner } from "./exec.ts";
+export type { Runner, RunOptions, RunResult } from "./exec.ts";
 export {
   classifyError,
   DatapathSetupError,

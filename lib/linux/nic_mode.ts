@@ -44,9 +44,9 @@ import {
   planVeth,
   vethNodeDesired,
   vethNodeOps,
+  type VethPlan,
   vethPodDesired,
   vethPodOps,
-  type VethPlan,
 } from "./veth.ts";
 
 export interface NicPodSpec {
@@ -94,7 +94,10 @@ export function ensureRuleOps(
 ): IpOp[] {
   return rules
     .filter((r) => !hasRule(args.node, r))
-    .map((r) => ({ line: ruleAddLine(r), undo: { netns: args.nodeNetns, lines: [ruleDelLine(r)] } }));
+    .map((r) => ({
+      line: ruleAddLine(r),
+      undo: { netns: args.nodeNetns, lines: [ruleDelLine(r)] },
+    }));
 }
 
 /** Delete ops for every hostnic rule (1535/1536) that names `ip` as source or destination. */
@@ -215,7 +218,12 @@ export function planVethPodTeardown(
   // The host end may carry another name (ADD knew the pod name, DEL does not): then remove the
   // pod end by its CNI name, which takes the host end with it.
   if (!hostLink && spec.netns) {
-    steps.push({ kind: "ip", role: "pod", netns: spec.netns, ops: [{ line: `link del ${spec.ifName}` }] });
+    steps.push({
+      kind: "ip",
+      role: "pod",
+      netns: spec.netns,
+      ops: [{ line: `link del ${spec.ifName}` }],
+    });
   }
   steps.push({ kind: "ip", role: "node", netns: opts.nodeNetns, ops: nodeOps });
   return { what: `${spec.mode}-mode pod ${spec.ip ?? spec.pod.containerId}`, steps };

@@ -17,10 +17,23 @@
 import type { Desired } from "./check.ts";
 import { emptyDesired } from "./check.ts";
 import { LinkConflictError, NicNotFoundError } from "./errors.ts";
-import { linkByMac, linkByName, type NsState, routeAddLine, type RouteSpec, TABLE_MAIN } from "./ip.ts";
+import {
+  linkByMac,
+  linkByName,
+  type NsState,
+  routeAddLine,
+  type RouteSpec,
+  TABLE_MAIN,
+} from "./ip.ts";
 import { addrAddLine } from "./ip.ts";
 import { requireCidr, requireIpv4 } from "./ipv4.ts";
-import { DEFAULT_SERVICE_IFNAME, type PodIdentity, PRIORITY, requireLinkName, requireMac } from "./names.ts";
+import {
+  DEFAULT_SERVICE_IFNAME,
+  type PodIdentity,
+  PRIORITY,
+  requireLinkName,
+  requireMac,
+} from "./names.ts";
 import { fallbackNicName } from "./nic.ts";
 import { ensureRuleOps, podRuleDelOps } from "./nic_mode.ts";
 import type { IpOp, Plan, PlanStep } from "./plan.ts";
@@ -36,7 +49,14 @@ import {
   type VxnetSpec,
 } from "./spec.ts";
 import { ipv4ConfKey } from "./sysctl.ts";
-import { mergeDesired, planVeth, vethNodeDesired, vethNodeOps, vethPodDesired, vethPodOps } from "./veth.ts";
+import {
+  mergeDesired,
+  planVeth,
+  vethNodeDesired,
+  vethNodeOps,
+  vethPodDesired,
+  vethPodOps,
+} from "./veth.ts";
 
 export interface PassthroughPodSpec {
   mode: "passthrough";
@@ -137,7 +157,9 @@ export function planPassthroughSetup(
     throw new NicNotFoundError(p.mac, "the node or the pod's network namespace");
   }
   podOps.push({ line: `link set dev ${spec.ifName} up` });
-  podOps.push({ line: addrAddLine({ cidr: `${spec.ip}/${prefixLength(p.vxnet.cidr)}`, dev: spec.ifName }) });
+  podOps.push({
+    line: addrAddLine({ cidr: `${spec.ip}/${prefixLength(p.vxnet.cidr)}`, dev: spec.ifName }),
+  });
   podOps.push(...nicPodRoutes(spec, p).map((r) => ({ line: routeAddLine(r) })));
 
   const sysctls: Record<string, string> = { "net/ipv4/ip_forward": "1" };

@@ -75,7 +75,9 @@ export function formatPlan(plan: Plan): string[] {
 
 /** All ip lines of a plan's steps for `role`, in order. */
 export function planLines(plan: Plan, role: NsRole): string[] {
-  return plan.steps.flatMap((s) => s.kind === "ip" && s.role === role ? s.ops.map((o) => o.line) : []);
+  return plan.steps.flatMap((s) =>
+    s.kind === "ip" && s.role === role ? s.ops.map((o) => o.line) : []
+  );
 }
 
 /** Groups consecutive undo specs that target the same namespace into one batch each. */

@@ -8,16 +8,16 @@ import type { Desired } from "./check.ts";
 import { isNetnsMissing, NetnsNotFoundError } from "./errors.ts";
 import { type NsState, readNsState } from "./ip.ts";
 import {
-  type NicPodSpec,
   nicPodDesired,
   nicPodResult,
+  type NicPodSpec,
   planNicPodSetup,
   planNicPodTeardown,
 } from "./nic_mode.ts";
 import {
   passthroughDesired,
-  passthroughResult,
   type PassthroughPodSpec,
+  passthroughResult,
   planPassthroughNodeTeardown,
   planPassthroughPodTeardown,
   planPassthroughSetup,
@@ -159,7 +159,10 @@ export async function checkPod(
     pod = await readNsState(deps, spec.netns);
   } catch (err) {
     if (!isNetnsMissing(err)) throw err;
-    return [...diffDesired(want.node, node, "node"), `pod: network namespace ${spec.netns} is missing`];
+    return [
+      ...diffDesired(want.node, node, "node"),
+      `pod: network namespace ${spec.netns} is missing`,
+    ];
   }
   return [...diffDesired(want.node, node, "node"), ...diffDesired(want.pod, pod, "pod")];
 }

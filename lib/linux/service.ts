@@ -25,16 +25,22 @@ import {
   hasAddr,
   hasRule,
   linkByMac,
+  type NsState,
   readNsState,
   ruleAddLine,
   ruleDelLine,
   type RuleSpec,
   ruleSpecOf,
   TABLE_MAIN,
-  type NsState,
 } from "./ip.ts";
 import { requireCidr, requireIpv4 } from "./ipv4.ts";
-import { deleteIptables, diffIptables, ensureIptables, saveIptables, type TableSpec } from "./iptables.ts";
+import {
+  deleteIptables,
+  diffIptables,
+  ensureIptables,
+  saveIptables,
+  type TableSpec,
+} from "./iptables.ts";
 import { DEFAULT_NAT_MARK, PRIORITY, requireMac } from "./names.ts";
 import { applyPlan, type IpOp, type LinuxDeps, type Plan, runTeardownPlan } from "./plan.ts";
 import { type NodeOptions, prefixLength, requireVxnet, type VxnetSpec } from "./spec.ts";
@@ -179,7 +185,10 @@ export interface GatewayNicSpec {
 }
 
 function gatewayAddr(spec: GatewayNicSpec, dev: string) {
-  return { cidr: `${requireIpv4("ip", spec.ip)}/${prefixLength(requireVxnet(spec.vxnet).cidr)}`, dev };
+  return {
+    cidr: `${requireIpv4("ip", spec.ip)}/${prefixLength(requireVxnet(spec.vxnet).cidr)}`,
+    dev,
+  };
 }
 
 /** Up + `<ip>/<prefix>` on the NIC (name kept), ARP restricted to its own address. */
@@ -195,7 +204,10 @@ export function planGatewayNicSetup(
   const undo = (lines: string[]) => ({ netns: opts.nodeNetns, lines });
   const ops: IpOp[] = [];
   if (!link.up) {
-    ops.push({ line: `link set dev ${link.name} up`, undo: undo([`link set dev ${link.name} down`]) });
+    ops.push({
+      line: `link set dev ${link.name} up`,
+      undo: undo([`link set dev ${link.name} down`]),
+    });
   }
   if (!hasAddr(node, addr)) ops.push({ line: addrAddLine(addr), undo: undo([addrDelLine(addr)]) });
   return {

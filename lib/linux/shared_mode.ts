@@ -18,7 +18,14 @@
 import type { Desired } from "./check.ts";
 import { emptyDesired } from "./check.ts";
 import { NicNotFoundError } from "./errors.ts";
-import { linkByName, neighDelLine, type NeighSpec, type NsState, type RuleSpec, TABLE_MAIN } from "./ip.ts";
+import {
+  linkByName,
+  neighDelLine,
+  type NeighSpec,
+  type NsState,
+  type RuleSpec,
+  TABLE_MAIN,
+} from "./ip.ts";
 import { neighAddLine, ruleDelLine, ruleSpecOf } from "./ip.ts";
 import { requireIpv4 } from "./ipv4.ts";
 import { nicLinkName, type PodIdentity, PRIORITY } from "./names.ts";
@@ -33,7 +40,14 @@ import {
   type VxnetSpec,
 } from "./spec.ts";
 import { ipv4ConfKey } from "./sysctl.ts";
-import { mergeDesired, planVeth, vethNodeDesired, vethNodeOps, vethPodDesired, vethPodOps } from "./veth.ts";
+import {
+  mergeDesired,
+  planVeth,
+  vethNodeDesired,
+  vethNodeOps,
+  vethPodDesired,
+  vethPodOps,
+} from "./veth.ts";
 
 /** The shared NIC of one vxnet on this node. */
 export interface SharedNicSpec {
@@ -211,6 +225,8 @@ export function planSharedPodTeardown(
   opts: { nodeNetns?: string },
 ): Plan {
   const proxies = spec.ip ? node.proxies.filter((p) => p.dst === spec.ip) : [];
-  const extra = proxies.map((p) => ({ line: neighDelLine({ dst: p.dst, dev: p.dev, proxy: true }) }));
+  const extra = proxies.map((p) => ({
+    line: neighDelLine({ dst: p.dst, dev: p.dev, proxy: true }),
+  }));
   return planVethPodTeardown(spec, node, { ...opts, extraNodeOps: extra });
 }

@@ -21,8 +21,8 @@ import {
   DEFAULT_MTU,
   DEFAULT_VETH_PREFIX,
   hostVethName,
-  type PodIdentity,
   POD_GATEWAY,
+  type PodIdentity,
   requireLinkName,
   vethMacs,
 } from "./names.ts";

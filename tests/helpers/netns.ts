@@ -8,7 +8,7 @@
  *   await using lab = new NetnsLab();
  *   const node = await lab.addNetns("node");
  */
-import { CommandRunner, netnsPath, type RunResult, type Runner } from "../../lib/linux/exec.ts";
+import { CommandRunner, netnsPath, type Runner, type RunResult } from "../../lib/linux/exec.ts";
 
 export interface VethEnd {
   netns: string;
@@ -96,7 +96,9 @@ export class NetnsLab implements AsyncDisposable {
   }
 
   async ipBatch(netns: string, lines: string[]): Promise<void> {
-    if (lines.length > 0) await this.run(netns, ["ip", "-batch", "-"], { stdin: lines.join("\n") + "\n" });
+    if (lines.length > 0) {
+      await this.run(netns, ["ip", "-batch", "-"], { stdin: lines.join("\n") + "\n" });
+    }
   }
 
   /** `ip -json <args>` parsed. */
@@ -150,11 +152,13 @@ export class NetnsLab implements AsyncDisposable {
     const ipt = await this.run(netns, ["iptables-save"]);
     return {
       links: sorted(links.map((l) => JSON.stringify(stripKeys(l, VOLATILE_LINK_KEYS)))),
-      addrs: sorted(addrs.flatMap((l) =>
-        ((l.addr_info ?? []) as Record<string, unknown>[]).map((a) =>
-          `${l.ifname} ${a.family} ${a.local}/${a.prefixlen} scope ${a.scope}`
-        )
-      )),
+      addrs: sorted(
+        addrs.flatMap((l) =>
+          ((l.addr_info ?? []) as Record<string, unknown>[]).map((a) =>
+            `${l.ifname} ${a.family} ${a.local}/${a.prefixlen} scope ${a.scope}`
+          )
+        ),
+      ),
       routes: sorted(routes.map((r) => JSON.stringify(r))),
       rules: sorted(rules.map((r) => JSON.stringify(r))),
       neighs: sorted([
