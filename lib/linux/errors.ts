@@ -82,6 +82,8 @@ const NOT_FOUND = [
 export function classifyMessage(text: string): FailureKind {
   // nsenter reports a vanished namespace with ENOENT too: check it before generic "not found".
   if (/^nsenter: (cannot open|reassociate)/m.test(text)) return "netns-missing";
+  // `ip link ... netns <path>` naming a namespace that does not exist.
+  if (/Invalid "netns" value/.test(text)) return "netns-missing";
   if (/file exists/i.test(text)) return "exists";
   if (NOT_FOUND.some((re) => re.test(text))) return "not-found";
   return "other";
@@ -94,6 +96,14 @@ export function classifyError(err: unknown): FailureKind {
 
 export function isNetnsMissing(err: unknown): boolean {
   return classifyError(err) === "netns-missing";
+}
+
+/** The namespace a "netns-missing" failure is about, when the message names it. */
+export function missingNetnsOf(err: unknown): string | undefined {
+  if (!(err instanceof ExecError)) return undefined;
+  const m = /^nsenter: cannot open ([^:]+):/m.exec(err.stderr) ??
+    /argument "([^"]+)" is wrong: Invalid "netns" value/.exec(err.stderr);
+  return m?.[1];
 }
 
 /** The line of an `ip -batch` script that failed, with the messages printed for it. */

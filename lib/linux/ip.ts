@@ -10,8 +10,7 @@
  *
  * Invariant: only IPv4 objects; table names are normalised to numbers (main 254, local 255).
  */
-import type { Runner } from "./exec.ts";
-import { ExecError } from "./exec.ts";
+import { ExecError, type Runner } from "./exec.ts";
 import { classifyError, classifyMessage, parseBatchFailure } from "./errors.ts";
 import { canonicalCidr } from "./ipv4.ts";
 

@@ -87,7 +87,8 @@ export function diffIptables(spec: TableSpec, saved: string): string[] {
     for (const r of have) {
       if (!c.rules.includes(r)) out.push(`iptables rule "-A ${c.chain} ${r}" is unexpected`);
     }
-    if (have.length === c.rules.length && have.some((r, i) => r !== c.rules[i])) {
+    const sameSet = have.length === c.rules.length && have.every((r) => c.rules.includes(r));
+    if (sameSet && have.some((r, i) => r !== c.rules[i])) {
       out.push(`iptables chain ${spec.table}/${c.chain} has its rules out of order`);
     }
   }

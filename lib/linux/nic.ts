@@ -5,8 +5,7 @@
  * route table <table> = the vxnet subnet on-link plus a default route via the vxnet gateway.
  * Release reverses it: table emptied, link down, previous name restored from the alias.
  */
-import type { Desired } from "./check.ts";
-import { emptyDesired } from "./check.ts";
+import { type Desired, emptyDesired } from "./check.ts";
 import { LinkConflictError, NicNotFoundError } from "./errors.ts";
 import {
   addrDelLine,
@@ -21,7 +20,7 @@ import {
 import { nicLinkName, requireMac } from "./names.ts";
 import type { IpOp } from "./plan.ts";
 import { quoteArg, type VxnetSpec } from "./spec.ts";
-import { ipv4ConfKey, ipv4NeighKey, type SysctlValues } from "./sysctl.ts";
+import { forwardingSysctls, ipv4ConfKey, ipv4NeighKey, type SysctlValues } from "./sysctl.ts";
 
 export interface NicTarget {
   mac: string;
@@ -115,7 +114,7 @@ export function nicTableOps(
 export function nicSysctls(table: number, opts: { proxyNeighbours: boolean }): SysctlValues {
   const dev = nicLinkName(table);
   const values: SysctlValues = {
-    "net/ipv4/ip_forward": "1",
+    ...forwardingSysctls([dev]),
     [ipv4ConfKey("all", "rp_filter")]: "0",
     [ipv4ConfKey(dev, "rp_filter")]: "0",
     [ipv4ConfKey(dev, "arp_ignore")]: "1",

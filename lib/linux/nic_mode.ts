@@ -16,17 +16,8 @@
  * back through the receiver's (so the cloud's security groups and flow logs see it). The cloud
  * SDN answers ARP for the pod IP with the NIC's MAC, so the node needs no ARP trickery here.
  */
-import type { Desired } from "./check.ts";
-import { emptyDesired } from "./check.ts";
-import {
-  hasRule,
-  type NsState,
-  ruleAddLine,
-  ruleDelLine,
-  type RuleSpec,
-  ruleSpecOf,
-  TABLE_MAIN,
-} from "./ip.ts";
+import { type Desired, emptyDesired } from "./check.ts";
+import { type NsState, type RuleSpec, TABLE_MAIN } from "./ip.ts";
 import { canonicalCidr, requireIpv4 } from "./ipv4.ts";
 import { nicLinkName, type PodIdentity, PRIORITY } from "./names.ts";
 import { nicAdoptOps, nicDesired, nicReleaseOps, nicSysctls, nicTableOps } from "./nic.ts";
@@ -38,10 +29,12 @@ import {
   requireVxnet,
   type VxnetSpec,
 } from "./spec.ts";
-import { ipv4ConfKey } from "./sysctl.ts";
 import {
+  ensureRuleOps,
+  hostVethSysctls,
   mergeDesired,
   planVeth,
+  planVethPodTeardown,
   vethNodeDesired,
   vethNodeOps,
   type VethPlan,
@@ -85,28 +78,6 @@ export function nicPodRules(
     { priority: PRIORITY.toPod, from: ip, to: ip, table: TABLE_MAIN },
     { priority: PRIORITY.fromPod, from: ip, iif: args.hostVeth, table },
   ];
-}
-
-/** Rule ops that add the rules missing from `node` and undo only those on failure. */
-export function ensureRuleOps(
-  rules: RuleSpec[],
-  args: { node: NsState; nodeNetns: string | undefined },
-): IpOp[] {
-  return rules
-    .filter((r) => !hasRule(args.node, r))
-    .map((r) => ({
-      line: ruleAddLine(r),
-      undo: { netns: args.nodeNetns, lines: [ruleDelLine(r)] },
-    }));
-}
-
-/** Delete ops for every hostnic rule (1535/1536) that names `ip` as source or destination. */
-export function podRuleDelOps(ip: string, node: NsState): IpOp[] {
-  const host = canonicalCidr(ip);
-  return node.rules
-    .filter((x) => x.priority === PRIORITY.toPod || x.priority === PRIORITY.fromPod)
-    .filter((x) => x.from === host || x.to === host)
-    .map((x) => ({ line: ruleDelLine(ruleSpecOf(x)) }));
 }
 
 interface NicPodParts {
@@ -158,7 +129,7 @@ export function planNicPodSetup(
         netns: opts.nodeNetns,
         values: {
           ...nicSysctls(spec.table, { proxyNeighbours: false }),
-          [ipv4ConfKey(p.veth.hostName, "rp_filter")]: "0",
+          ...hostVethSysctls(p.veth.hostName),
         },
       },
       {
@@ -199,41 +170,24 @@ export function nicPodResult(spec: NicPodSpec): PodSetupResult {
   };
 }
 
-/**
- * Teardown plan from the node's state: delete the host veth (its pod end and /32 route go with
- * it), the pod's rules, and release `hostnic_<table>`. Needs no pod namespace.
- */
-export function planVethPodTeardown(
-  spec: PodTeardownSpec,
-  node: NsState,
-  opts: { nodeNetns?: string; extraNodeOps?: IpOp[] },
-): Plan {
-  const v = planVeth(spec.pod, spec.ifName, spec);
-  const nodeOps: IpOp[] = [];
-  const hostLink = node.links.find((l) => l.name === v.hostName);
-  if (hostLink) nodeOps.push({ line: `link del ${v.hostName}` });
-  if (spec.ip) nodeOps.push(...podRuleDelOps(spec.ip, node));
-  nodeOps.push(...(opts.extraNodeOps ?? []));
-  const steps: Plan["steps"] = [];
-  // The host end may carry another name (ADD knew the pod name, DEL does not): then remove the
-  // pod end by its CNI name, which takes the host end with it.
-  if (!hostLink && spec.netns) {
-    steps.push({
-      kind: "ip",
-      role: "pod",
-      netns: spec.netns,
-      ops: [{ line: `link del ${spec.ifName}` }],
-    });
-  }
-  steps.push({ kind: "ip", role: "node", netns: opts.nodeNetns, ops: nodeOps });
-  return { what: `${spec.mode}-mode pod ${spec.ip ?? spec.pod.containerId}`, steps };
+/** The table of a pod's NIC, read from its rule 1536 `from <ip> ... lookup <table>`. */
+export function tableOfPodRule(node: NsState, ip: string): number | undefined {
+  const host = canonicalCidr(ip);
+  return node.rules.find((r) => r.priority === PRIORITY.fromPod && r.from === host)?.table;
 }
 
+/** nic-mode teardown: the veth part plus releasing `hostnic_<table>` (table read from the
+ * pod's rule 1536 when the DEL does not know it). */
 export function planNicPodTeardown(
   spec: PodTeardownSpec,
   node: NsState,
   opts: { nodeNetns?: string },
 ): Plan {
-  const extra = spec.table === undefined ? [] : nicReleaseOps(spec.table, node);
-  return planVethPodTeardown(spec, node, { ...opts, extraNodeOps: extra });
+  return planVethPodTeardown(spec, node, {
+    ...opts,
+    extraNodeOps: (ip) => {
+      const table = spec.table ?? (ip ? tableOfPodRule(node, ip) : undefined);
+      return table === undefined ? [] : nicReleaseOps(table, node);
+    },
+  });
 }

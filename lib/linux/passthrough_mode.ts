@@ -14,10 +14,10 @@
  * gone, a real NIC has returned to the initial namespace by itself: given its MAC, teardown
  * restores its name there.
  */
-import type { Desired } from "./check.ts";
-import { emptyDesired } from "./check.ts";
+import { type Desired, emptyDesired } from "./check.ts";
 import { LinkConflictError, NicNotFoundError } from "./errors.ts";
 import {
+  addrAddLine,
   linkByMac,
   linkByName,
   type NsState,
@@ -25,7 +25,6 @@ import {
   type RouteSpec,
   TABLE_MAIN,
 } from "./ip.ts";
-import { addrAddLine } from "./ip.ts";
 import { requireCidr, requireIpv4 } from "./ipv4.ts";
 import {
   DEFAULT_SERVICE_IFNAME,
@@ -35,7 +34,6 @@ import {
   requireMac,
 } from "./names.ts";
 import { fallbackNicName } from "./nic.ts";
-import { ensureRuleOps, podRuleDelOps } from "./nic_mode.ts";
 import type { IpOp, Plan, PlanStep } from "./plan.ts";
 import { netnsPath } from "./exec.ts";
 import {
@@ -48,10 +46,13 @@ import {
   requireVxnet,
   type VxnetSpec,
 } from "./spec.ts";
-import { ipv4ConfKey } from "./sysctl.ts";
 import {
+  ensureRuleOps,
+  hostVethSysctls,
   mergeDesired,
   planVeth,
+  podIpOfVeth,
+  podRuleDelOps,
   vethNodeDesired,
   vethNodeOps,
   vethPodDesired,
@@ -162,13 +163,13 @@ export function planPassthroughSetup(
   });
   podOps.push(...nicPodRoutes(spec, p).map((r) => ({ line: routeAddLine(r) })));
 
-  const sysctls: Record<string, string> = { "net/ipv4/ip_forward": "1" };
+  let sysctls: Record<string, string> = {};
   if (p.hostRoutes.length > 0) {
     const veth = planVeth(spec.pod, p.serviceIf, spec);
     const ctx = { node: state.node, nodeNetns: opts.nodeNetns };
     nodeOps.push(...vethNodeOps(veth, { ...ctx, podNetns, ip: spec.ip }));
     nodeOps.push(...ensureRuleOps([toPodRule(spec.ip)], ctx));
-    sysctls[ipv4ConfKey(veth.hostName, "rp_filter")] = "0";
+    sysctls = hostVethSysctls(veth.hostName);
     podOps.push(...vethPodOps(veth, { ip: spec.ip, withAddress: false, hostRoutes: p.hostRoutes }));
   }
   return {
@@ -252,7 +253,8 @@ export function planPassthroughNodeTeardown(spec: PodTeardownSpec, node: NsState
   const ops: IpOp[] = [];
   const veth = planVeth(spec.pod, DEFAULT_SERVICE_IFNAME, spec);
   if (linkByName(node, veth.hostName)) ops.push({ line: `link del ${veth.hostName}` });
-  if (spec.ip) ops.push(...podRuleDelOps(spec.ip, node));
+  const ip = spec.ip ?? podIpOfVeth(node, veth.hostName);
+  if (ip) ops.push(...podRuleDelOps(ip, node));
   const nic = spec.nicMac ? linkByMac(node, spec.nicMac) : undefined;
   if (nic?.alias && nic.alias !== nic.name) {
     const target = linkByName(node, nic.alias) ? fallbackNicName(nic.mac ?? "") : nic.alias;

@@ -4,20 +4,25 @@
  * A plan is an ordered list of steps; each step targets one namespace and is one spawn:
  * an `ip -batch -` script or one `sysctl -w` call. Every ip line may carry the lines that revert
  * it (`undo`). `applyPlan` runs the steps in order; if one fails it reverts, newest first, every
- * line that was applied (the failing batch's earlier lines included) and rethrows, so a failed
- * setup leaves no partial state. `runTeardownPlan` runs steps with delete semantics instead:
+ * line that was applied (the failing batch's earlier lines included; all of them when ip does not
+ * say which line failed, since undo lines forgive "not found") and rethrows, so a failed setup
+ * leaves no partial state. `runTeardownPlan` runs steps with delete semantics instead:
  * "not found" is success, a missing namespace skips its steps, and real failures are collected.
  *
  * Sysctl writes are never undone: they are node-wide knobs that are safe to leave set.
  */
-import type { Logger } from "../log.ts";
-import { nullLogger } from "../log.ts";
-import type { Runner } from "./exec.ts";
-import { ExecError } from "./exec.ts";
-import { DatapathSetupError, DatapathTeardownError, parseBatchFailure } from "./errors.ts";
+import { type Logger, nullLogger } from "../log.ts";
+import { ExecError, type Runner } from "./exec.ts";
+import {
+  classifyError,
+  DatapathSetupError,
+  DatapathTeardownError,
+  missingNetnsOf,
+  NetnsNotFoundError,
+  parseBatchFailure,
+} from "./errors.ts";
 import { runIpBatch, runIpBatchForgiving } from "./ip.ts";
 import { type SysctlValues, writeSysctls } from "./sysctl.ts";
-import { classifyError } from "./errors.ts";
 
 /** Side effects of the datapath. */
 export interface LinuxDeps {
@@ -92,8 +97,9 @@ function undoBatches(specs: UndoSpec[]): UndoSpec[] {
 }
 
 /**
- * Applies `plan`; on failure reverts what it applied and throws `DatapathSetupError` (its cause
- * is the failing `ExecError`). Spawns: one per non-empty step.
+ * Applies `plan`; on failure reverts what it applied and throws `NetnsNotFoundError` when a
+ * namespace it needed does not exist, else `DatapathSetupError` (its cause is the failing
+ * `ExecError`). Spawns: one per non-empty step.
  */
 export async function applyPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
   const logger = deps.logger ?? nullLogger;
@@ -111,17 +117,16 @@ export async function applyPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
         // Lines before the failing one were applied. When ip does not say which line failed
         // (a few verbs exit at once), assume all were: undo lines forgive "not found".
         const failed = err instanceof ExecError ? parseBatchFailure(err.stderr) : undefined;
-        const done = classifyError(err) === "netns-missing"
-          ? 0
-          : failed
-          ? failed.line - 1
-          : step.ops.length;
+        const done = failed ? failed.line - 1 : step.ops.length;
         for (const op of step.ops.slice(0, done)) if (op.undo) applied.push(op.undo);
         throw err;
       }
     }
   } catch (err) {
     await revert(deps, applied, plan.what, logger);
+    if (classifyError(err) === "netns-missing") {
+      throw new NetnsNotFoundError(missingNetnsOf(err) ?? "(unknown)", { cause: err });
+    }
     throw new DatapathSetupError(plan.what, err);
   }
 }

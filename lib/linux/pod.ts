@@ -3,8 +3,7 @@
  * daemon (node = its own namespace: omit `nodeNetns`), for tests (node = a named namespace) and
  * for the CNI plugin's DEL without the daemon (a `PodTeardownSpec` is all it needs).
  */
-import { diffDesired } from "./check.ts";
-import type { Desired } from "./check.ts";
+import { type Desired, diffDesired } from "./check.ts";
 import { isNetnsMissing, NetnsNotFoundError } from "./errors.ts";
 import { type NsState, readNsState } from "./ip.ts";
 import {

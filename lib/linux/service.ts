@@ -16,8 +16,7 @@
  * NIC in the pod's vxnet that carries an address on the node so passthrough pods can route
  * serviceCIDR to it through the SDN.
  */
-import type { Desired } from "./check.ts";
-import { diffDesired, emptyDesired } from "./check.ts";
+import { type Desired, diffDesired, emptyDesired } from "./check.ts";
 import { InvalidSpecError, NicNotFoundError } from "./errors.ts";
 import {
   addrAddLine,
@@ -44,7 +43,7 @@ import {
 import { DEFAULT_NAT_MARK, PRIORITY, requireMac } from "./names.ts";
 import { applyPlan, type IpOp, type LinuxDeps, type Plan, runTeardownPlan } from "./plan.ts";
 import { type NodeOptions, prefixLength, requireVxnet, type VxnetSpec } from "./spec.ts";
-import { ipv4ConfKey } from "./sysctl.ts";
+import { forwardingSysctls, ipv4ConfKey } from "./sysctl.ts";
 import { nullLogger } from "../log.ts";
 
 export const CHAIN_PREROUTING = "HOSTNIC-PREROUTING";
@@ -219,7 +218,7 @@ export function planGatewayNicSetup(
         role: "node",
         netns: opts.nodeNetns,
         values: {
-          "net/ipv4/ip_forward": "1",
+          ...forwardingSysctls([link.name]),
           [ipv4ConfKey(link.name, "arp_ignore")]: "1",
           [ipv4ConfKey(link.name, "arp_announce")]: "2",
           [ipv4ConfKey(link.name, "rp_filter")]: "0",

@@ -15,22 +15,22 @@
  * The NIC is released only by `teardownSharedNic`, which the caller runs when the NIC's last pod
  * is gone (`sharedNicPodIps` lists the pods still answered for on it).
  */
-import type { Desired } from "./check.ts";
-import { emptyDesired } from "./check.ts";
+import { type Desired, emptyDesired } from "./check.ts";
 import { NicNotFoundError } from "./errors.ts";
 import {
   linkByName,
+  neighAddLine,
   neighDelLine,
   type NeighSpec,
   type NsState,
+  ruleDelLine,
   type RuleSpec,
+  ruleSpecOf,
   TABLE_MAIN,
 } from "./ip.ts";
-import { neighAddLine, ruleDelLine, ruleSpecOf } from "./ip.ts";
 import { requireIpv4 } from "./ipv4.ts";
 import { nicLinkName, type PodIdentity, PRIORITY } from "./names.ts";
 import { nicAdoptOps, nicDesired, nicReleaseOps, nicSysctls, nicTableOps } from "./nic.ts";
-import { ensureRuleOps, planVethPodTeardown } from "./nic_mode.ts";
 import type { IpOp, Plan } from "./plan.ts";
 import {
   type PodSetupResult,
@@ -39,10 +39,12 @@ import {
   requireVxnet,
   type VxnetSpec,
 } from "./spec.ts";
-import { ipv4ConfKey } from "./sysctl.ts";
 import {
+  ensureRuleOps,
+  hostVethSysctls,
   mergeDesired,
   planVeth,
+  planVethPodTeardown,
   vethNodeDesired,
   vethNodeOps,
   vethPodDesired,
@@ -182,7 +184,7 @@ export function planSharedPodSetup(
         kind: "sysctl",
         role: "node",
         netns: opts.nodeNetns,
-        values: { [ipv4ConfKey(veth.hostName, "rp_filter")]: "0" },
+        values: hostVethSysctls(veth.hostName),
       },
       {
         kind: "ip",
@@ -224,9 +226,10 @@ export function planSharedPodTeardown(
   node: NsState,
   opts: { nodeNetns?: string },
 ): Plan {
-  const proxies = spec.ip ? node.proxies.filter((p) => p.dst === spec.ip) : [];
-  const extra = proxies.map((p) => ({
-    line: neighDelLine({ dst: p.dst, dev: p.dev, proxy: true }),
-  }));
-  return planVethPodTeardown(spec, node, { ...opts, extraNodeOps: extra });
+  return planVethPodTeardown(spec, node, {
+    ...opts,
+    extraNodeOps: (ip) =>
+      node.proxies.filter((p) => ip !== undefined && p.dst === ip)
+        .map((p) => ({ line: neighDelLine({ dst: p.dst, dev: p.dev, proxy: true }) })),
+  });
 }

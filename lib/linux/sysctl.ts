@@ -21,6 +21,18 @@ export function ipv4NeighKey(dev: string, name: string): string {
   return `net/ipv4/neigh/${dev}/${name}`;
 }
 
+/**
+ * Forwarding for the node and, explicitly, for each device that receives traffic to forward.
+ * Setting `ip_forward` alone is not enough when several writers race: the kernel's forwarding
+ * handler restores and retries under contention on the RTNL lock, and devices created meanwhile
+ * were seen to keep forwarding 0 (50 concurrent pod setups). The per-device keys are exact.
+ */
+export function forwardingSysctls(devs: string[]): SysctlValues {
+  const values: SysctlValues = { "net/ipv4/ip_forward": "1" };
+  for (const dev of devs) values[ipv4ConfKey(dev, "forwarding")] = "1";
+  return values;
+}
+
 /** argv that writes `values` (`sysctl -q -w k=v ...`). */
 export function sysctlArgv(values: SysctlValues): string[] {
   return ["sysctl", "-q", "-w", ...Object.entries(values).map(([k, v]) => `${k}=${v}`)];

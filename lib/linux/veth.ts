@@ -4,18 +4,23 @@
  * namespace, and the pod routes everything (or only host-bound prefixes) via 169.254.1.1, a
  * link-local next hop answered by a permanent neighbour entry holding the host end's MAC.
  */
-import type { Desired } from "./check.ts";
-import { emptyDesired } from "./check.ts";
+import { type Desired, emptyDesired } from "./check.ts";
 import { InvalidSpecError } from "./errors.ts";
 import { netnsPath } from "./exec.ts";
 import {
   addrAddLine,
+  hasRule,
   linkByName,
   neighAddLine,
   type NeighSpec,
   type NsState,
   routeAddLine,
   type RouteSpec,
+  ruleAddLine,
+  ruleDelLine,
+  type RuleSpec,
+  ruleSpecOf,
+  TABLE_MAIN,
 } from "./ip.ts";
 import {
   DEFAULT_MTU,
@@ -23,10 +28,14 @@ import {
   hostVethName,
   POD_GATEWAY,
   type PodIdentity,
+  PRIORITY,
   requireLinkName,
   vethMacs,
 } from "./names.ts";
-import type { IpOp } from "./plan.ts";
+import type { IpOp, Plan } from "./plan.ts";
+import type { PodTeardownSpec } from "./spec.ts";
+import { canonicalCidr } from "./ipv4.ts";
+import { forwardingSysctls, ipv4ConfKey, type SysctlValues } from "./sysctl.ts";
 
 export interface VethPlan {
   hostName: string;
@@ -129,6 +138,14 @@ export function vethPodDesired(v: VethPlan, args: PodSideArgs): Desired {
   return d;
 }
 
+/**
+ * Node sysctls for a host veth end: forwarding (pod traffic is routed), and rp_filter 0 as
+ * upstream does (with hairpin the `iif`-scoped rules are invisible to the reverse-path lookup).
+ */
+export function hostVethSysctls(hostName: string): SysctlValues {
+  return { ...forwardingSysctls([hostName]), [ipv4ConfKey(hostName, "rp_filter")]: "0" };
+}
+
 /** Concatenates desired-state lists. */
 export function mergeDesired(...parts: Desired[]): Desired {
   const d = emptyDesired();
@@ -141,4 +158,68 @@ export function mergeDesired(...parts: Desired[]): Desired {
     d.neighs.push(...p.neighs);
   }
   return d;
+}
+
+// Rules and teardown shared by the veth-based pods ---------------------------------------------
+
+/** Rule ops that add the rules missing from `node` and undo only those on failure. */
+export function ensureRuleOps(
+  rules: RuleSpec[],
+  args: { node: NsState; nodeNetns: string | undefined },
+): IpOp[] {
+  return rules
+    .filter((r) => !hasRule(args.node, r))
+    .map((r) => ({
+      line: ruleAddLine(r),
+      undo: { netns: args.nodeNetns, lines: [ruleDelLine(r)] },
+    }));
+}
+
+/** Delete ops for every hostnic rule (1535/1536) that names `ip` as source or destination. */
+export function podRuleDelOps(ip: string, node: NsState): IpOp[] {
+  const host = canonicalCidr(ip);
+  return node.rules
+    .filter((x) => x.priority === PRIORITY.toPod || x.priority === PRIORITY.fromPod)
+    .filter((x) => x.from === host || x.to === host)
+    .map((x) => ({ line: ruleDelLine(ruleSpecOf(x)) }));
+}
+
+/** The pod IP a host veth routes to (its `/32` in main), for a DEL that lost the IP. */
+export function podIpOfVeth(node: NsState, hostVeth: string): string | undefined {
+  const r = node.routes.find((r) =>
+    r.table === TABLE_MAIN && r.dev === hostVeth && r.dst.endsWith("/32")
+  );
+  return r?.dst.slice(0, -3);
+}
+
+/**
+ * Teardown plan from the node's state: delete the host veth (its pod end and /32 route go with
+ * it), the pod's rules, and `extraNodeOps`. Needs no pod namespace. Without `spec.ip`, the IP is
+ * read from the host veth's route, so a DEL knowing only the pod key still cleans up.
+ */
+export function planVethPodTeardown(
+  spec: PodTeardownSpec,
+  node: NsState,
+  opts: { nodeNetns?: string; extraNodeOps?: (ip: string | undefined) => IpOp[] },
+): Plan {
+  const v = planVeth(spec.pod, spec.ifName, spec);
+  const ip = spec.ip ?? podIpOfVeth(node, v.hostName);
+  const nodeOps: IpOp[] = [];
+  const hostLink = node.links.find((l) => l.name === v.hostName);
+  if (hostLink) nodeOps.push({ line: `link del ${v.hostName}` });
+  if (ip) nodeOps.push(...podRuleDelOps(ip, node));
+  nodeOps.push(...(opts.extraNodeOps?.(ip) ?? []));
+  const steps: Plan["steps"] = [];
+  // The host end may carry another name (ADD knew the pod name, DEL does not): then remove the
+  // pod end by its CNI name, which takes the host end with it.
+  if (!hostLink && spec.netns) {
+    steps.push({
+      kind: "ip",
+      role: "pod",
+      netns: spec.netns,
+      ops: [{ line: `link del ${spec.ifName}` }],
+    });
+  }
+  steps.push({ kind: "ip", role: "node", netns: opts.nodeNetns, ops: nodeOps });
+  return { what: `${spec.mode}-mode pod ${ip ?? spec.pod.containerId}`, steps };
 }

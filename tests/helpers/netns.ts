@@ -226,36 +226,52 @@ function stripKeys(v: unknown, keys: Set<string>): unknown {
 }
 
 /**
- * iptables-save without comments and counters. A table holding only built-in chains with
- * policy ACCEPT and no rules is dropped: iptables-nft creates such tables just by listing them,
- * and they behave exactly like an absent table.
+ * iptables-save as `<table> <line>` lines, without comments and counters. A table holding only
+ * built-in chains with policy ACCEPT and no rules is dropped: iptables-nft creates such tables
+ * just by listing them, and they behave exactly like an absent table.
  */
 export function normaliseIptables(text: string): string[] {
   const out: string[] = [];
-  let table: string[] = [];
+  let table = "";
+  let lines: string[] = [];
   for (const raw of text.split("\n")) {
     const line = raw.trim().replace(/\[\d+:\d+\]/g, "[0:0]");
     if (!line || line.startsWith("#")) continue;
-    if (line.startsWith("*")) table = [line];
-    else if (line === "COMMIT") {
-      const meaningful = table.slice(1).some((l) =>
-        !/^:[A-Z]+ ACCEPT \[0:0\]$/.test(l) || l.startsWith("-")
-      );
-      if (meaningful) out.push(...table, line);
-      table = [];
-    } else table.push(line);
+    if (line.startsWith("*")) {
+      table = line.slice(1);
+      lines = [];
+    } else if (line === "COMMIT") {
+      if (lines.some((l) => !/^:[A-Z]+ ACCEPT \[0:0\]$/.test(l))) {
+        out.push(...lines.map((l) => `${table} ${l}`));
+      }
+    } else lines.push(line);
   }
   return out;
 }
 
-/** Lines that differ between two dumps: `- <category>: <line>` (gone) / `+ ...` (new). */
+/**
+ * Differences between two dumps: `- <category>: <line>` (gone) and `+ …` (new), counting
+ * duplicates; for iptables, also a changed order of the same lines (rule order matters).
+ */
 export function diffDumps(before: NetnsDump, after: NetnsDump): string[] {
   const out: string[] = [];
   for (const key of Object.keys(before) as (keyof NetnsDump)[]) {
-    const a = new Set(before[key]);
-    const b = new Set(after[key]);
-    for (const x of a) if (!b.has(x)) out.push(`- ${key}: ${x}`);
-    for (const x of b) if (!a.has(x)) out.push(`+ ${key}: ${x}`);
+    const left = [...after[key]];
+    for (const x of before[key]) {
+      const i = left.indexOf(x);
+      if (i >= 0) left.splice(i, 1);
+      else out.push(`- ${key}: ${x}`);
+    }
+    const right = [...before[key]];
+    for (const x of after[key]) {
+      const i = right.indexOf(x);
+      if (i >= 0) right.splice(i, 1);
+      else out.push(`+ ${key}: ${x}`);
+    }
+  }
+  const same = out.length === 0;
+  if (same && before.iptables.join("\n") !== after.iptables.join("\n")) {
+    out.push("~ iptables: same lines in another order");
   }
   return out;
 }
