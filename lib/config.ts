@@ -7,6 +7,7 @@
  * the `hostnic-cni` keys; the plugin's own stdin config overrides them per call.
  */
 import { z } from "zod";
+import { FOREIGN_MARK_BITS, HOSTNIC_DEFAULTS } from "./cni/config.ts";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -30,9 +31,8 @@ const mark = z.union([
     .number().int().positive(),
 ])
   .transform((v) => typeof v === "number" ? v : parseInt(v, 16))
-  // Upstream's default 0x10000 sits inside Calico's default mask 0xffff0000 but below the bits
-  // upstream reserves for Calico (0xff000000); we keep upstream's rule so existing configs load.
-  .refine((v) => v <= 0xffffffff && (v & (0x4000 | 0x8000 | 0xff000000)) === 0, {
+  // Same rule as the plugin's config (lib/cni/config.ts): see docs/decisions.md "natMark".
+  .refine((v) => v <= 0xffffffff && (v & FOREIGN_MARK_BITS) === 0, {
     message: "must not overlap kube-proxy's marks (0x4000, 0x8000) or Calico's (0xff000000)",
   });
 
@@ -65,12 +65,12 @@ export const serverSchema = z.object({
 }).strict();
 
 export const cniDefaultsSchema = z.object({
-  vethPrefix: z.string().regex(/^[a-zA-Z][a-zA-Z0-9]{0,3}$/, "must be 1-4 letters or digits")
-    .default("vnic"),
-  mtu: z.number().int().min(576).max(9000).default(1500),
+  vethPrefix: z.string().regex(/^[A-Za-z0-9_-]{1,4}$/, 'must be 1 to 4 letters, digits, "_" or "-"')
+    .default(HOSTNIC_DEFAULTS.vethPrefix),
+  mtu: z.number().int().min(68).max(65535).default(HOSTNIC_DEFAULTS.mtu),
   serviceCIDR: ipv4Cidr.optional(),
-  hairpin: z.boolean().default(false),
-  natMark: mark.default(0x10000),
+  hairpin: z.boolean().default(HOSTNIC_DEFAULTS.hairpin),
+  natMark: mark.default(HOSTNIC_DEFAULTS.natMark),
 }).strict();
 
 export const fileSchema = z.object({

@@ -3,14 +3,13 @@
  * them without pulling zod; the daemon validates with `schemas.ts`.
  */
 
-/** Per-call datapath settings, from the plugin's CNI config (`hostnic-cni` keys). */
-export interface CniSettings {
-  vethPrefix: string;
-  mtu: number;
-  serviceCIDR?: string;
-  hairpin: boolean;
-  natMark: number;
-}
+import type { HostnicNetConf } from "../cni/config.ts";
+
+/** Per-call datapath settings: the `hostnic-cni` keys of the plugin's CNI config. */
+export type CniSettings = Pick<
+  HostnicNetConf,
+  "vethPrefix" | "mtu" | "serviceCIDR" | "hairpin" | "natMark"
+>;
 
 export interface PodRef {
   containerId: string;

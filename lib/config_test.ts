@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "./errors.ts";
+import { parseConfigFile, parseListenAddr, resolveConfig } from "./config.ts";
+
+const keyOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.key;
+  }
+  assert.fail("expected a ConfigError");
+};
+
+Deno.test("an empty file gives upstream's defaults", () => {
+  const c = resolveConfig(parseConfigFile("", "hostnic.json"), {}, "hostnic.json");
+  assert.deepEqual(
+    [c.pool.poolLow, c.pool.poolHigh, c.pool.maxNic, c.pool.routeTableBase, c.cni.natMark],
+    [3, 5, 63, 260, 0x10000],
+  );
+  assert.equal(c.server.serverPath, "/var/run/hostnic/hostnic.sock");
+});
+
+Deno.test("flags override the file; --PoolSize sets poolLow and poolHigh", () => {
+  const file = parseConfigFile('{"pool":{"poolLow":1,"poolHigh":2,"vxNets":["vxnet-a"]}}', "f");
+  const c = resolveConfig(file, { poolSize: 4, vxnets: ["vxnet-b"] }, "f");
+  assert.deepEqual([c.pool.poolLow, c.pool.poolHigh, c.pool.vxNets], [4, 4, ["vxnet-b"]]);
+});
+
+Deno.test("every rejection names the offending key", () => {
+  assert.equal(keyOf(() => parseConfigFile("{", "hostnic.json")), "hostnic.json");
+  assert.equal(keyOf(() => parseConfigFile('{"pool":{"poolLow":6}}', "f")), "pool.poolLow");
+  assert.equal(keyOf(() => parseConfigFile('{"pool":{"maxNic":64}}', "f")), "pool.maxNic");
+  assert.equal(keyOf(() => parseConfigFile('{"cni":{"natMark":"0x4000"}}', "f")), "cni.natMark");
+  assert.equal(keyOf(() => parseConfigFile('{"pool":{"bogus":1}}', "f")), "pool");
+  const file = parseConfigFile("{}", "f");
+  assert.equal(keyOf(() => resolveConfig(file, { vxnets: ["nope"] }, "f")), "--vxnets");
+  assert.equal(keyOf(() => resolveConfig(file, { poolSize: 64 }, "f")), "--PoolSize");
+  assert.equal(keyOf(() => resolveConfig(file, { manageAddr: "x" }, "f")), "--manageAddr");
+});
+
+Deno.test("listen addresses: host:port, :port, [v6]:port", () => {
+  assert.deepEqual(parseListenAddr(":31081"), { hostname: "0.0.0.0", port: 31081 });
+  assert.deepEqual(parseListenAddr("127.0.0.1:0"), { hostname: "127.0.0.1", port: 0 });
+  assert.deepEqual(parseListenAddr("[::1]:80"), { hostname: "::1", port: 80 });
+  assert.equal(parseListenAddr("70000"), undefined);
+});
