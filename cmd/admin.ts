@@ -1,9 +1,139 @@
 /**
- * `hostnic admin`: the admin CLI.
- * Not part of this build yet: the building blocks live in lib/ and the mode is wired up by the
- * issue that delivers it. Until then it says so plainly instead of pretending to work.
+ * `hostnic admin`: read the node daemon's view over its socket.
+ *
+ *   hostnic admin [--socket PATH] pool ls [-o table|json]
+ *   hostnic admin [--socket PATH] nic ls  [-o table|json]
+ *   hostnic admin [--socket PATH] pod ls  [-o table|json]
+ *
+ * Exit codes: 0 ok, 1 the daemon failed or is unreachable (message on stderr), 2 usage.
  */
-export function main(_args: string[]): Promise<number> {
-  console.error("hostnic admin: the admin CLI is not available in this build yet");
-  return Promise.resolve(1);
+import { Command, CommanderError, Option } from "commander";
+import type { NicView, PodView, PoolView } from "../lib/daemon/api.ts";
+import { DEFAULTS } from "../lib/config.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { RpcClient } from "../lib/rpc/client.ts";
+import { RPC, type RpcPath } from "../lib/rpc/protocol.ts";
+
+const enc = new TextEncoder();
+const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
+
+type Format = "table" | "json";
+
+/** Left-aligned columns separated by two spaces; `-` for empty cells. */
+export function table(header: string[], rows: (string | number | undefined)[][]): string {
+  const cells = [
+    header,
+    ...rows.map((r) => r.map((c) => c === undefined || c === "" ? "-" : `${c}`)),
+  ];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") +
+    "\n";
+}
+
+function poolTable(p: PoolView): string {
+  return table(
+    [
+      "INSTANCE",
+      "VXNET",
+      "FREE",
+      "PENDING",
+      "INUSE",
+      "DETACHING",
+      "TOTAL",
+      "LOW/HIGH/MAX",
+      "READY",
+    ],
+    [[
+      p.instanceId,
+      p.vxnet,
+      p.free,
+      p.pending,
+      p.inuse,
+      p.detaching,
+      p.total,
+      `${p.poolLow}/${p.poolHigh}/${p.maxNic}`,
+      p.ready ? "yes" : `no (${p.reason ?? "starting"})`,
+    ]],
+  ) + (p.lastError ? `last pool error: ${p.lastError}\n` : "");
+}
+
+function nicTable(nics: NicView[]): string {
+  return table(
+    ["NIC", "VXNET", "IP", "STATE", "POD", "TABLE", "DEDICATED"],
+    nics.map((n) => [
+      n.id,
+      n.vxnet,
+      n.ip,
+      n.state === "inuse" ? "in use" : n.state,
+      n.pod ?? n.owner,
+      n.table,
+      n.dedicated ? "yes" : "no",
+    ]),
+  );
+}
+
+function podTable(pods: PodView[]): string {
+  return table(
+    ["POD", "CONTAINER", "IF", "MODE", "IP", "NIC", "VXNET", "TABLE"],
+    pods.map((p) => [
+      p.pod,
+      p.containerId.slice(0, 12),
+      p.ifName,
+      p.mode,
+      p.ip,
+      p.nicId,
+      p.vxnet,
+      p.table,
+    ]),
+  );
+}
+
+async function show<T>(
+  socket: string,
+  path: RpcPath,
+  format: Format,
+  render: (v: T) => string,
+): Promise<number> {
+  const data = await new RpcClient(socket).call<T>(path, undefined, { timeoutMs: 10_000 });
+  out(format === "json" ? JSON.stringify(data, null, 2) + "\n" : render(data));
+  return 0;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command("hostnic admin")
+    .description("inspect the hostnic node daemon through its socket")
+    .option("--socket <path>", "daemon socket", DEFAULTS.socketPath)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
+      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
+    });
+  const formatOption = () =>
+    new Option("-o, --output <format>", "output format").choices(["table", "json"]).default(
+      "table",
+    );
+  const socket = () => program.opts<{ socket: string }>().socket;
+  const lister = (noun: string, what: string, run: (f: Format) => Promise<number>) => {
+    program.command(noun).description(what).command("ls").description(`list ${what}`)
+      .addOption(formatOption())
+      .action(async (o: { output: Format }) => {
+        code = await run(o.output);
+      });
+  };
+  lister("pool", "the node's NIC pool", (f) => show(socket(), RPC.adminPool, f, poolTable));
+  lister("nic", "the NICs this node holds", (f) => show(socket(), RPC.adminNics, f, nicTable));
+  lister("pod", "pod attachments on this node", (f) => show(socket(), RPC.adminPods, f, podTable));
+  if (args.length === 0) {
+    program.outputHelp({ error: true });
+    return 2;
+  }
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    Deno.stderr.writeSync(enc.encode(`hostnic admin: ${errorMessage(err)}\n`));
+    return 1;
+  }
+  return code;
 }

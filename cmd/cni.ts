@@ -1,9 +1,10 @@
 /**
  * CNI plugin entry: wires the real environment, stdin, stdout and stderr to `runCni`. Returns the
  * exit code; catches everything itself, because `main.ts` would only print a bare stderr line.
- * Until the daemon client exists, the handlers answer "daemon not reachable".
+ * Every verb is served by the node daemon over its socket (lib/plugin/handlers.ts).
  */
-import { type CniIo, runCni, unavailableHandlers } from "../lib/cni/mod.ts";
+import { type CniIo, runCni } from "../lib/cni/mod.ts";
+import { daemonHandlers } from "../lib/plugin/handlers.ts";
 
 /** Reads stdin up to `limit` bytes; a terminal counts as empty (a CNI plugin is never interactive). */
 async function readStdin(limit: number): Promise<Uint8Array> {
@@ -42,7 +43,7 @@ export function realIo(): CniIo {
 
 export async function main(_args: string[]): Promise<number> {
   try {
-    return await runCni({ ...realIo(), handlers: unavailableHandlers });
+    return await runCni({ ...realIo(), handlers: daemonHandlers() });
   } catch (err) {
     // runCni does not throw; this guards against a broken stdout/stderr setup only.
     const msg = err instanceof Error ? err.message : String(err);

@@ -1,11 +1,147 @@
 /**
- * `hostnic daemon`: the node daemon (NIC pool, allocations, socket API).
- * Not part of this build yet: the building blocks live in lib/ and the mode is wired up by the
- * issue that delivers it. Until then it says so plainly instead of pretending to work.
+ * `hostnic daemon start`: the node daemon (NIC pool, allocations, socket API, metrics).
+ *
+ *   hostnic daemon start [--vxnets IDS] [--PoolSize N] [--QyAccessFilePath FILE]
+ *                        [--CleanUpCacheOnExit] [--bindAddr ADDR] [--manageAddr ADDR]
+ *                        [--loglevel LEVEL] [--config FILE] [--instance-id ID]
+ *                        [--instance-id-file FILE] [--state-dir DIR] [--socket PATH]
+ *                        [--node-name NAME] [--kubeconfig FILE]
+ *
+ * Flag names of seed 002 are kept as they were (`--PoolSize`, `--QyAccessFilePath` …). Runs until
+ * SIGINT/SIGTERM. Exit codes: 0 clean stop, 1 failure (message on stderr), 2 usage.
  */
-export function main(_args: string[]): Promise<number> {
-  console.error(
-    "hostnic daemon: the node daemon (NIC pool, allocations, socket API) is not available in this build yet",
-  );
-  return Promise.resolve(1);
+import { Command, CommanderError, Option } from "commander";
+import { type DaemonFlags, DEFAULTS, parseConfigFile, resolveConfig } from "../lib/config.ts";
+import { startDaemon } from "../lib/daemon/daemon.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
+import { pinoLogger } from "../lib/log_pino.ts";
+
+const enc = new TextEncoder();
+
+function complain(text: string) {
+  Deno.stderr.writeSync(enc.encode(`hostnic daemon: ${text}\n`));
+}
+
+interface StartOptions {
+  vxnets?: string[];
+  PoolSize?: string;
+  QyAccessFilePath?: string;
+  CleanUpCacheOnExit?: boolean;
+  bindAddr?: string;
+  manageAddr?: string;
+  loglevel?: LogLevel;
+  config?: string;
+  instanceId?: string;
+  instanceIdFile?: string;
+  stateDir?: string;
+  socket?: string;
+  nodeName?: string;
+  kubeconfig?: string;
+}
+
+/** `--vxnets a,b --vxnets c` → [a, b, c] (seed 002 passes one comma-separated list). */
+function collectList(value: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), ...value.split(",").map((v) => v.trim()).filter(Boolean)];
+}
+
+async function readConfigFile(path: string, explicit: boolean) {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (!explicit && err instanceof Deno.errors.NotFound) return parseConfigFile("", path);
+    throw new Error(`Cannot read config file "${path}": ${errorMessage(err)}`);
+  }
+  return parseConfigFile(text, path);
+}
+
+async function start(o: StartOptions): Promise<number> {
+  const flags: DaemonFlags = {
+    vxnets: o.vxnets,
+    poolSize: o.PoolSize === undefined
+      ? undefined
+      : (/^\d+$/.test(o.PoolSize) ? Number(o.PoolSize) : NaN),
+    qyAccessFilePath: o.QyAccessFilePath,
+    cleanUpCacheOnExit: o.CleanUpCacheOnExit,
+    bindAddr: o.bindAddr,
+    manageAddr: o.manageAddr,
+    logLevel: o.loglevel,
+    config: o.config,
+    instanceId: o.instanceId,
+    instanceIdFile: o.instanceIdFile,
+    stateDir: o.stateDir,
+    socket: o.socket,
+    nodeName: o.nodeName,
+    kubeconfig: o.kubeconfig,
+  };
+  if (flags.poolSize !== undefined && Number.isNaN(flags.poolSize)) {
+    throw new Error(`--PoolSize: must be a whole number from 0 to 63, got "${o.PoolSize}"`);
+  }
+  const configPath = o.config ?? DEFAULTS.configPath;
+  const file = await readConfigFile(configPath, o.config !== undefined);
+  const cfg = resolveConfig(file, flags, configPath);
+  const logger = pinoLogger(cfg.logLevel, { component: "daemon" });
+  const daemon = await startDaemon({ config: cfg, logger });
+  const stop = Promise.withResolvers<Deno.Signal>();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => {
+    const h = () => stop.resolve(sig);
+    Deno.addSignalListener(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    const sig = await stop.promise;
+    logger.info("stopping", { signal: sig });
+  } finally {
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    await daemon.close();
+  }
+  logger.info("stopped");
+  return 0;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command("hostnic daemon")
+    .description("hostnic node daemon: warm NIC pool, pod allocations, socket API")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
+      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
+    });
+  program
+    .command("start")
+    .description("run the daemon until SIGINT/SIGTERM")
+    .option("--vxnets <ids>", "vxnet ids for the NIC pool, comma-separated", collectList)
+    .option("--PoolSize <n>", "free NICs kept ready (sets pool.poolLow = pool.poolHigh)")
+    .option("--QyAccessFilePath <file>", "QingCloud SDK config file", DEFAULTS.qyAccessFilePath)
+    .option("--CleanUpCacheOnExit", "detach and delete free NICs on exit")
+    .option("--bindAddr <addr>", "accepted for compatibility; the API is on --socket")
+    .option("--manageAddr <addr>", "metrics/health HTTP address, '' to disable", ":31081")
+    .addOption(
+      new Option("--loglevel <level>", "log level").choices(LOG_LEVELS),
+    )
+    .option("--config <file>", `JSON config file (default ${DEFAULTS.configPath})`)
+    .option("--instance-id <id>", "this node's instance id (default: read --instance-id-file)")
+    .option("--instance-id-file <file>", "file holding the instance id", DEFAULTS.instanceIdFile)
+    .option("--state-dir <dir>", "state directory (LevelDB)", DEFAULTS.stateDir)
+    .option("--socket <path>", `socket API path (default ${DEFAULTS.socketPath})`)
+    .option("--node-name <name>", "Kubernetes node name (default: the instance id)")
+    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster when in Kubernetes)")
+    .action(async (opts: StartOptions) => {
+      code = await start(opts);
+    });
+  if (args.length === 0) {
+    program.outputHelp({ error: true });
+    return 2;
+  }
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    complain(errorMessage(err));
+    return 1;
+  }
+  return code;
 }

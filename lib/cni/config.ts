@@ -40,6 +40,8 @@ export interface HostnicNetConf {
   natMark: number;
   /** Unix socket of the node daemon. */
   socketPath: string;
+  /** Where DEL leaves release records when the daemon is unreachable (the daemon replays them). */
+  journalDir: string;
   logLevel: LogLevel;
   /** Plugin log file (absolute path); stderr only when absent. */
   logFile?: string;
@@ -51,6 +53,7 @@ export const HOSTNIC_DEFAULTS: Readonly<HostnicNetConf> = {
   hairpin: false,
   natMark: 0x10000,
   socketPath: "/var/run/hostnic/hostnic.sock",
+  journalDir: "/var/lib/hostnic/journal",
   logLevel: "info",
 };
 
@@ -343,6 +346,14 @@ function parseHostnic(raw: Record<string, unknown>): HostnicNetConf {
       throw invalidConfig("socketPath", `must be an absolute path, got ${quote(socketPath)}`);
     }
     out.socketPath = socketPath;
+  }
+
+  const journalDir = optString(raw.journalDir, "journalDir");
+  if (journalDir !== undefined) {
+    if (!journalDir.startsWith("/")) {
+      throw invalidConfig("journalDir", `must be an absolute path, got ${quote(journalDir)}`);
+    }
+    out.journalDir = journalDir;
   }
 
   if (raw.logLevel !== undefined && raw.logLevel !== null) {

@@ -97,6 +97,7 @@ Deno.test("the upstream shipped config parses", () => {
     hairpin: false,
     natMark: 0x10000,
     socketPath: "/run/hostnic/hostnic.sock",
+    journalDir: "/var/lib/hostnic/journal",
     logLevel: "debug",
     logFile: "/var/log/hostnic-cni.log",
   });
@@ -159,6 +160,7 @@ Deno.test("every invalid field is code 7 and named", async (t) => {
     ["natMark kube-proxy", { natMark: "0x4000" }, /kube-proxy/],
     ["natMark calico", { natMark: "0x10000000" }, /Calico/],
     ["socketPath", { socketPath: "hostnic.sock" }, /"socketPath"/],
+    ["journalDir", { journalDir: "journal" }, /"journalDir"/],
     ["logLevel", { logLevel: "verbose" }, /"logLevel"/],
     ["logLevel number", { logLevel: 9 }, /"logLevel"/],
     ["logFile", { logFile: "cni.log" }, /"logFile"/],

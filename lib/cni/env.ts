@@ -32,6 +32,9 @@ export const KNOWN_CNI_ARGS = [
   "K8S_POD_INFRA_CONTAINER_ID",
   "K8S_POD_UID",
   "IP",
+  "hostnic.network.kubesphere.io/vxnet",
+  "hostnic.network.kubesphere.io/ip",
+  "hostnic.network.kubesphere.io/type",
 ] as const;
 
 export interface CniArgs {
@@ -44,6 +47,13 @@ export interface CniArgs {
   readonly k8sPodUid?: string;
   /** Legacy `IP=<ip>[/<prefix>]` request (superseded by `args.cni.ips` in the config). */
   readonly ip?: string;
+  /**
+   * The pod annotations `hostnic.network.kubesphere.io/{vxnet,ip,type}` given as CNI_ARGS keys
+   * (runtimes without Kubernetes, tests); checked by the daemon.
+   */
+  readonly hostnicVxnet?: string;
+  readonly hostnicIp?: string;
+  readonly hostnicType?: string;
 }
 
 export interface CniEnv {
@@ -166,6 +176,9 @@ export function parseCniArgs(text: string): CniArgs {
     k8sPodInfraContainerId: pairs.K8S_POD_INFRA_CONTAINER_ID,
     k8sPodUid: pairs.K8S_POD_UID,
     ip: pairs.IP,
+    hostnicVxnet: pairs["hostnic.network.kubesphere.io/vxnet"],
+    hostnicIp: pairs["hostnic.network.kubesphere.io/ip"],
+    hostnicType: pairs["hostnic.network.kubesphere.io/type"],
   };
 }
 

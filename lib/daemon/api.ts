@@ -26,22 +26,34 @@ export interface AddRequest extends PodRef {
   vxnet?: string;
   ip?: string;
   type?: "passthrough";
+  /**
+   * Passthrough only: extra pod routes from `ipam.routes`. `viaGatewayNic` (legacy `gw: 0.0.0.0`)
+   * routes `dst` through the node's gateway NIC in the pod's vxnet.
+   */
+  routes?: { dst: string; gw?: string; viaGatewayNic: boolean }[];
+}
+
+/** An interface of the CNI result (`sandbox` set for pod-side ones). */
+export interface ReplyInterface {
+  name: string;
+  mac: string;
+  sandbox?: string;
 }
 
 export interface AddReply {
   mode: "nic" | "passthrough";
-  ip: string;
-  /** Prefix length of the pod address (32 in veth modes). */
-  prefix: number;
-  /** Gateway the pod uses (169.254.1.1 in veth modes, the vxnet gateway in passthrough). */
+  /** The pod's address with prefix (`/32` in nic mode, the vxnet prefix in passthrough). */
+  address: string;
+  /** Gateway the pod uses (169.254.1.1 in nic mode, the vxnet gateway in passthrough). */
   gateway: string;
+  interfaces: ReplyInterface[];
+  /** Index into `interfaces` of the interface carrying `address`. */
+  interfaceIndex: number;
+  /** Pod routes besides the default route (passthrough `ipam.routes`). */
+  routes: { dst: string; gw: string }[];
   vxnet: string;
   vxnetCidr: string;
   nicId: string;
-  ifName: string;
-  podMac: string;
-  hostVeth?: string;
-  hostVethMac?: string;
 }
 
 export type DelRequest = PodRef;
@@ -59,4 +71,52 @@ export interface StatusReply {
   ready: boolean;
   freeNics: number;
   reason?: string;
+}
+
+/** `GET /v1/admin/pool`: the node's pool and its targets. */
+export interface PoolView {
+  instanceId: string;
+  nodeName?: string;
+  vxnet?: string;
+  poolLow: number;
+  poolHigh: number;
+  maxNic: number;
+  free: number;
+  pending: number;
+  inuse: number;
+  detaching: number;
+  total: number;
+  waiters: number;
+  ready: boolean;
+  reason?: string;
+  lastError?: string;
+}
+
+/** `GET /v1/admin/nics`: one row per NIC this node holds. */
+export interface NicView {
+  id: string;
+  vxnet: string;
+  ip: string;
+  state: "creating" | "attaching" | "free" | "inuse" | "detaching";
+  table: number;
+  dedicated: boolean;
+  /** `<containerId>/<ifName>` while in use (or `gateway/<vxnet>` for a gateway NIC). */
+  owner?: string;
+  /** `namespace/name` of the pod using it, when known. */
+  pod?: string;
+  jobId?: string;
+}
+
+/** `GET /v1/admin/pods`: one row per pod attachment. */
+export interface PodView {
+  containerId: string;
+  ifName: string;
+  pod?: string;
+  netns: string;
+  mode: "nic" | "passthrough";
+  ip: string;
+  nicId: string;
+  vxnet: string;
+  table: number;
+  createdAt: string;
 }

@@ -12,7 +12,7 @@
  */
 import { HostnicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type AllocationRecord, allocKey, ownerKey } from "../nicpool/model.ts";
+import { type AllocationRecord, allocKey, ownerKey, withoutUndefined } from "../nicpool/model.ts";
 import type { NicPool } from "../nicpool/pool.ts";
 import type {
   AddReply,
@@ -21,15 +21,26 @@ import type {
   CniSettings,
   DelRequest,
   GcRequest,
+  ReplyInterface,
   StatusReply,
 } from "./api.ts";
 
+/** What setup made, for the CNI result. */
+export interface DatapathResult {
+  interfaces: ReplyInterface[];
+  address: string;
+  gateway: string;
+  interfaceIndex: number;
+}
+
 /** What the service needs from the node datapath (implemented over lib/linux). */
 export interface PodDatapath {
-  setup(p: DatapathPod): Promise<{ podMac: string; hostVeth?: string; hostVethMac?: string }>;
+  setup(p: DatapathPod): Promise<DatapathResult>;
   teardown(p: DatapathPod): Promise<void>;
   /** Differences between the kernel and what setup made; empty = healthy. */
   check(p: DatapathPod): Promise<string[]>;
+  /** Puts a gateway NIC's address on the node (legacy `gw: 0.0.0.0` routes). */
+  setupGatewayNic(g: { nicId: string; ip: string; cidr: string; gateway: string }): Promise<void>;
 }
 
 export interface DatapathPod {
@@ -45,6 +56,8 @@ export interface DatapathPod {
   gateway: string;
   table: number;
   settings: CniSettings;
+  /** Passthrough: extra pod routes (`ipam.routes`), gateway NIC addresses already resolved. */
+  routes?: { dst: string; gw: string }[];
 }
 
 export interface ServiceStore {
@@ -92,6 +105,11 @@ export class CniService {
   setReady(ready: boolean, reason = ""): void {
     this.#ready = ready;
     this.#notReadyReason = reason;
+  }
+
+  /** CNI settings used when an allocation does not carry its own. */
+  get defaultSettings(): CniSettings {
+    return this.#d.settings;
   }
 
   get ready(): boolean {
@@ -144,26 +162,21 @@ export class CniService {
       throw new ServiceError(
         "NOT_READY",
         `The hostnic daemon is not ready yet (${this.#notReadyReason})`,
-        {
-          retryable: true,
-        },
+        { retryable: true },
       );
     }
     const key = ownerKey(req.containerId, req.ifName);
     const existing = this.#allocs.get(key);
     if (existing) {
       // Repeated ADD (runtime retry): re-ensure the datapath and answer the same.
-      const out = await this.#d.datapath.setup(this.#pod(existing, req.settings));
-      return this.#reply(existing, out);
+      return this.#reply(existing, await this.#d.datapath.setup(this.#pod(existing)));
     }
     const mode = req.type === "passthrough" ? "passthrough" : "nic";
-    const dedicated = req.ip !== undefined ||
-      (req.vxnet !== undefined && req.vxnet !== this.#d.pool.options.vxnet);
+    const poolVxnet = this.#d.pool.options.vxnet;
+    const vxnet = req.vxnet ?? poolVxnet;
+    const dedicated = req.ip !== undefined || (vxnet !== undefined && vxnet !== poolVxnet);
     const nic = dedicated
-      ? await this.#d.pool.acquireDedicated(key, {
-        vxnet: req.vxnet ?? this.#d.pool.options.vxnet!,
-        ip: req.ip,
-      })
+      ? await this.#d.pool.acquireDedicated(key, { vxnet: vxnet!, ip: req.ip })
       : await this.#d.pool.acquire(key);
     const rec: AllocationRecord = {
       containerId: req.containerId,
@@ -178,21 +191,25 @@ export class CniService {
       table: nic.table,
       mode,
       vxnet: nic.vxnet,
+      settings: req.settings,
       createdAt: this.#now(),
     };
     try {
+      if (mode === "passthrough" && req.routes?.length) {
+        rec.routes = await this.#resolveRoutes(req.routes, nic);
+      }
       await this.#d.store.batch([{
         type: "put",
         key: allocKey(req.containerId, req.ifName),
-        value: rec,
+        value: withoutUndefined(rec),
       }]);
       this.#allocs.set(key, rec);
-      const out = await this.#d.datapath.setup(this.#pod(rec, req.settings));
-      rec.hostVeth = out.hostVeth;
+      const out = await this.#d.datapath.setup(this.#pod(rec));
+      rec.hostVeth = out.interfaces.find((i) => i.sandbox === undefined)?.name;
       await this.#d.store.batch([{
         type: "put",
         key: allocKey(req.containerId, req.ifName),
-        value: rec,
+        value: withoutUndefined(rec),
       }]);
       this.#d.logger.info("pod networked", {
         containerId: req.containerId,
@@ -208,26 +225,56 @@ export class CniService {
         containerId: req.containerId,
         err: String(err),
       });
-      await this.#d.datapath.teardown(this.#pod(rec, req.settings)).catch((e) =>
+      await this.#d.datapath.teardown(this.#pod(rec)).catch((e) =>
         this.#d.logger.error("undo of a failed ADD could not tear down", { err: String(e) })
       );
       this.#allocs.delete(key);
       await this.#d.store.batch([{ type: "del", key: allocKey(req.containerId, req.ifName) }])
-        .catch(
-          () => {},
-        );
+        .catch(() => {});
       await this.#d.pool.release(nic.id);
       throw err;
     }
+  }
+
+  /**
+   * Legacy `ipam.routes`: `gw: 0.0.0.0` becomes the address of the node's gateway NIC in the pod's
+   * vxnet (created once per vxnet and kept), other gateways are used as given.
+   */
+  async #resolveRoutes(
+    routes: NonNullable<AddRequest["routes"]>,
+    nic: { vxnet: string },
+  ): Promise<{ dst: string; gw: string }[]> {
+    const out: { dst: string; gw: string }[] = [];
+    for (const r of routes) {
+      if (r.viaGatewayNic) out.push({ dst: r.dst, gw: await this.#gatewayNicIp(nic.vxnet) });
+      else if (r.gw) out.push({ dst: r.dst, gw: r.gw });
+    }
+    return out;
+  }
+
+  #gatewayNicIp(vxnet: string): Promise<string> {
+    const owner = `gateway/${vxnet}`;
+    return this.#serial(owner, async () => {
+      const have = this.#d.pool.list().find((n) => n.owner === owner && n.state === "inuse");
+      const nic = have ??
+        (vxnet === this.#d.pool.options.vxnet
+          ? await this.#d.pool.acquire(owner)
+          : await this.#d.pool.acquireDedicated(owner, { vxnet }));
+      await this.#d.datapath.setupGatewayNic({
+        nicId: nic.id,
+        ip: nic.ip,
+        cidr: nic.cidr,
+        gateway: nic.gateway,
+      });
+      return nic.ip;
+    });
   }
 
   async #del(req: DelRequest): Promise<void> {
     const key = ownerKey(req.containerId, req.ifName);
     const rec = this.#allocs.get(key);
     if (!rec) return;
-    await this.#d.datapath.teardown(
-      this.#pod({ ...rec, netns: req.netns || rec.netns }, this.#d.settings),
-    );
+    await this.#d.datapath.teardown(this.#pod({ ...rec, netns: req.netns || rec.netns }));
     await this.#d.store.batch([{ type: "del", key: allocKey(req.containerId, req.ifName) }]);
     this.#allocs.delete(key);
     await this.#d.pool.release(rec.nicId);
@@ -247,13 +294,13 @@ export class CniService {
         { retryable: false },
       );
     }
-    const diffs = await this.#d.datapath.check(this.#pod(rec, req.settings));
+    const diffs = await this.#d.datapath.check(this.#pod({ ...rec, settings: req.settings }));
     if (diffs.length > 0) {
       throw new ServiceError("CHECK_FAILED", diffs.join("; "), { retryable: false });
     }
   }
 
-  #pod(rec: AllocationRecord, settings: CniSettings): DatapathPod {
+  #pod(rec: AllocationRecord): DatapathPod {
     return {
       mode: rec.mode,
       containerId: rec.containerId,
@@ -266,27 +313,22 @@ export class CniService {
       cidr: rec.cidr,
       gateway: rec.gateway,
       table: rec.table,
-      settings,
+      settings: rec.settings ?? this.#d.settings,
+      routes: rec.routes,
     };
   }
 
-  #reply(
-    rec: AllocationRecord,
-    out: { podMac: string; hostVeth?: string; hostVethMac?: string },
-  ): AddReply {
-    const passthrough = rec.mode === "passthrough";
+  #reply(rec: AllocationRecord, out: DatapathResult): AddReply {
     return {
       mode: rec.mode,
-      ip: rec.ip,
-      prefix: passthrough ? Number(rec.cidr.split("/")[1]) : 32,
-      gateway: passthrough ? rec.gateway : "169.254.1.1",
+      address: out.address,
+      gateway: out.gateway,
+      interfaces: out.interfaces,
+      interfaceIndex: out.interfaceIndex,
+      routes: rec.routes ?? [],
       vxnet: rec.vxnet,
       vxnetCidr: rec.cidr,
       nicId: rec.nicId,
-      ifName: rec.ifName,
-      podMac: out.podMac,
-      hostVeth: out.hostVeth,
-      hostVethMac: out.hostVethMac,
     };
   }
 

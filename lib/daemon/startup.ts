@@ -21,6 +21,7 @@ import {
   nicKey,
   type NicRecord,
   ownerKey,
+  withoutUndefined,
 } from "../nicpool/model.ts";
 import type { ServiceStore } from "./service.ts";
 
@@ -34,7 +35,7 @@ export class StartupError extends HostnicError {
 export async function checkInstanceAndVxnets(
   iaas: IaasClient,
   o: { instanceId: string; vxnets: string[] },
-): Promise<{ routerId: string }> {
+): Promise<{ routerId: string; nodeIp?: string }> {
   const inst = (await iaas.describeInstances({ instances: [o.instanceId], verbose: 1 })).items
     .find((i) => i.instance_id === o.instanceId);
   if (!inst) {
@@ -67,7 +68,8 @@ export async function checkInstanceAndVxnets(
       );
     }
   }
-  return { routerId };
+  const nodeIp = (inst.vxnets ?? []).find((v) => v.private_ip)?.private_ip ?? undefined;
+  return { routerId, nodeIp };
 }
 
 export interface Recovered {
@@ -104,6 +106,8 @@ export async function recoverState(
     if (alloc) {
       rec.state = "inuse";
       rec.owner = ownerKey(alloc.containerId, alloc.ifName);
+    } else if (rec.state === "inuse" && rec.owner?.startsWith("gateway/") && attachedHere) {
+      // The node's gateway NIC of a vxnet (legacy `gw: 0.0.0.0` routes): kept.
     } else if (rec.state === "inuse") {
       rec.state = attachedHere ? "free" : "detaching";
       rec.owner = undefined;
@@ -114,7 +118,7 @@ export async function recoverState(
     }
     rec.jobId = undefined;
     if (c.private_ip) rec.ip = c.private_ip;
-    ops.push({ type: "put", key: nicKey(rec.id), value: rec });
+    ops.push({ type: "put", key: nicKey(rec.id), value: withoutUndefined(rec) });
   }
   for (const c of cloud) {
     if (nics.has(c.nic_id)) continue;
@@ -135,7 +139,7 @@ export async function recoverState(
     };
     if (c.status !== "in-use" || c.instance_id === o.instanceId) {
       nics.set(rec.id, rec);
-      ops.push({ type: "put", key: nicKey(rec.id), value: rec });
+      ops.push({ type: "put", key: nicKey(rec.id), value: withoutUndefined(rec) });
       actions.push(`adopt NIC ${rec.id} found in the cloud: ${rec.state}`);
     }
   }

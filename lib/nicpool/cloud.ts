@@ -25,7 +25,9 @@ export class IaasPoolCloud implements PoolCloud {
     this.#logger = logger;
   }
 
-  async createNics(o: { vxnet: string; count: number; nicName: string; privateIps?: string[] }) {
+  async createNics(
+    o: { vxnet: string; count: number; nicName: string; privateIps?: string[] },
+  ): Promise<{ id: string; ip: string }[]> {
     const nics = await this.#iaas.createNics({
       vxnet: o.vxnet,
       count: o.count,
@@ -57,11 +59,27 @@ export class IaasPoolCloud implements PoolCloud {
     }
   }
 
+  async nicStatus(
+    ids: string[],
+  ): Promise<Map<string, { status: "in-use" | "available"; instance: string }>> {
+    const out = new Map<string, { status: "in-use" | "available"; instance: string }>();
+    for (let i = 0; i < ids.length; i += 100) {
+      const page = await this.#iaas.describeNics({ nics: ids.slice(i, i + 100), limit: 100 });
+      for (const n of page.items) {
+        out.set(n.nic_id, {
+          status: n.status === "in-use" ? "in-use" : "available",
+          instance: n.instance_id ?? "",
+        });
+      }
+    }
+    return out;
+  }
+
   async waitJob(jobId: string, timeoutMs: number): Promise<void> {
     await waitJob(this.#iaas, jobId, { timeoutMs, logger: this.#logger });
   }
 
-  async describeVxnet(id: string): Promise<{ id: string; cidr: string; gateway: string }> {
+  describeVxnet(id: string): Promise<{ id: string; cidr: string; gateway: string }> {
     return describeVxnetFacts(this.#iaas, id);
   }
 }

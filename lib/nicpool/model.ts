@@ -7,6 +7,8 @@
  * API reply and the next write is found again by name/tag at start-up instead of leaking.
  */
 
+import type { CniSettings } from "../daemon/api.ts";
+
 export type NicState = "creating" | "attaching" | "free" | "inuse" | "detaching";
 
 export interface NicRecord {
@@ -48,7 +50,16 @@ export interface AllocationRecord {
   /** Host-side veth name (veth modes). */
   hostVeth?: string;
   vxnet: string;
+  /** CNI settings of the ADD (teardown derives names from them). */
+  settings?: CniSettings;
+  /** Passthrough: extra pod routes set up by the ADD. */
+  routes?: { dst: string; gw: string }[];
   createdAt: number;
+}
+
+/** A copy without `undefined` members: the store keeps plain JSON only. */
+export function withoutUndefined<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
 }
 
 export const nicKey = (id: string): string => `nic/${id}`;
@@ -89,15 +100,30 @@ export interface PoolPlan {
   trim: number;
 }
 
+/** What the pool knows about recent demand (defaults: none). */
+export interface PoolDemand {
+  /** Batches started in a row while ADDs were waiting (grows the next batch). */
+  streak?: number;
+  /** No ADD for a while: trimming may happen (false holds NICs through a burst's gaps). */
+  idle?: boolean;
+}
+
 /**
  * Pure sizing decision. Keeps free + pending ≥ poolLow + waiters (so a burst is served by one
- * batch, not one NIC per pod), trims free above poolHigh when nobody waits, never exceeds maxNic.
+ * batch, not one NIC per pod), trims free above poolHigh when nobody waits and demand has been
+ * quiet, never exceeds maxNic. While ADDs keep waiting, each further batch is at least
+ * poolLow·2^streak (at least 1): a burst whose pods arrive spread out is served by a few growing
+ * batches instead of one small batch per arrival; the excess is trimmed once demand stops.
  */
-export function planPool(c: PoolCounts, t: PoolTargets): PoolPlan {
+export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): PoolPlan {
   const want = t.poolLow + c.waiters;
   const have = c.free + c.pending;
   let create = Math.max(0, want - have);
+  if (create > 0 && c.waiters > 0) {
+    create = Math.max(create, Math.max(1, t.poolLow) * 2 ** Math.min(d.streak ?? 0, 6));
+  }
   create = Math.min(create, Math.max(0, t.maxNic - c.total), 252);
-  const trim = c.waiters === 0 && c.pending === 0 ? Math.max(0, c.free - t.poolHigh) : 0;
+  const quiet = c.waiters === 0 && c.pending === 0 && d.idle !== false;
+  const trim = quiet ? Math.max(0, c.free - t.poolHigh) : 0;
   return { create, trim };
 }

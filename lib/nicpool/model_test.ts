@@ -12,6 +12,7 @@ Deno.test("planPool fills an empty pool to poolLow in one batch", () => {
 
 Deno.test("planPool counts in-flight NICs and adds one per waiter", () => {
   assertEquals(planPool({ free: 0, pending: 3, total: 3, waiters: 5 }, targets).create, 5);
+  assertEquals(planPool({ free: 0, pending: 3, total: 3, waiters: 1 }, targets).create, 3);
   assertEquals(planPool({ free: 1, pending: 2, total: 3, waiters: 0 }, targets).create, 0);
 });
 
@@ -33,4 +34,17 @@ Deno.test("nextTable takes the lowest free table at or above the base", () => {
   const nic = (table: number) => ({ table }) as NicRecord;
   assertEquals(nextTable([], 260), 260);
   assertEquals(nextTable([nic(260), nic(261), nic(263)], 260), 262);
+});
+
+Deno.test("planPool grows batches while ADDs keep waiting, and holds NICs until demand is quiet", () => {
+  const t = { poolLow: 3, poolHigh: 3, maxNic: 63 };
+  const waiting = { free: 0, pending: 0, total: 10, waiters: 1 };
+  assertEquals(planPool(waiting, t, { streak: 0 }).create, 4);
+  assertEquals(planPool(waiting, t, { streak: 1 }).create, 6);
+  assertEquals(planPool(waiting, t, { streak: 2 }).create, 12);
+  assertEquals(planPool(waiting, t, { streak: 10 }).create, 53, "capped by maxNic");
+  assertEquals(planPool({ free: 0, pending: 0, total: 0, waiters: 0 }, t, { streak: 3 }).create, 3);
+  const excess = { free: 8, pending: 0, total: 8, waiters: 0 };
+  assertEquals(planPool(excess, t, { idle: false }).trim, 0);
+  assertEquals(planPool(excess, t, { idle: true }).trim, 5);
 });

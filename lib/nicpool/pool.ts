@@ -15,7 +15,14 @@
  */
 import { HostnicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { nextTable, nicKey, type NicRecord, planPool, type PoolTargets } from "./model.ts";
+import {
+  nextTable,
+  nicKey,
+  type NicRecord,
+  planPool,
+  type PoolTargets,
+  withoutUndefined,
+} from "./model.ts";
 
 /** The cloud operations the pool needs (an adapter over the IaaS client implements it). */
 export interface PoolCloud {
@@ -31,6 +38,10 @@ export interface PoolCloud {
   detachNics(ids: string[]): Promise<string>;
   /** DeleteNics (NICs must be available). */
   deleteNics(ids: string[]): Promise<void>;
+  /** Where each NIC is now: attached to an instance (which), available, or gone. */
+  nicStatus(
+    ids: string[],
+  ): Promise<Map<string, { status: "in-use" | "available"; instance: string }>>;
   /** Waits until the job succeeded; rejects if it failed or timed out. */
   waitJob(jobId: string, timeoutMs: number): Promise<void>;
   /** Vxnet facts the datapath needs. */
@@ -71,6 +82,8 @@ export interface PoolOptions extends PoolTargets {
   allocTimeoutMs: number;
   /** Window over which pool needs are gathered into one batch (default 30 ms). */
   batchDelayMs?: number;
+  /** Free NICs above poolHigh are trimmed only after this long without an ADD (default 0). */
+  trimDelayMs?: number;
 }
 
 /** A second batch may start while one is attaching (bursts); more would only multiply API calls. */
@@ -104,6 +117,12 @@ export class NicPool {
   #kickTimer?: ReturnType<typeof setTimeout>;
   #kickDone?: () => void;
   #batches = 0;
+  /** Consecutive failed batches, and when the next may start (exponential backoff). */
+  #failures = 0;
+  #retryAt = 0;
+  /** Batches started in a row while ADDs waited, and when an ADD last asked for a NIC. */
+  #streak = 0;
+  #lastDemand = 0;
   readonly #inflight = new Set<Promise<void>>();
 
   constructor(deps: PoolDeps, opts: PoolOptions) {
@@ -165,6 +184,7 @@ export class NicPool {
         { retryable: false },
       );
     }
+    this.#lastDemand = this.#now();
     const nic = this.#takeFree(owner) ?? await this.#wait(owner);
     try {
       await this.#persist(nic);
@@ -252,7 +272,12 @@ export class NicPool {
       do {
         this.#again = false;
         if (!this.#opts.vxnet) return;
-        const plan = planPool(this.counts(), this.#opts);
+        const counts = this.counts();
+        if (counts.waiters === 0) this.#streak = 0;
+        const plan = planPool(counts, this.#opts, {
+          streak: this.#streak,
+          idle: this.#now() - this.#lastDemand >= (this.#opts.trimDelayMs ?? 0),
+        });
         if (plan.trim > 0) {
           const victims = [...this.#nics.values()]
             .filter((n) => n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet)
@@ -261,7 +286,10 @@ export class NicPool {
           await this.#persistAll(victims);
           this.#track(this.#detach(victims));
         }
-        if (plan.create > 0 && this.#batches < MAX_BATCHES_IN_FLIGHT) {
+        if (
+          plan.create > 0 && this.#batches < MAX_BATCHES_IN_FLIGHT && this.#now() >= this.#retryAt
+        ) {
+          if (counts.waiters > 0) this.#streak++;
           // Not awaited: waiters are served as soon as the batch lands; further kicks coalesce.
           this.#track(
             this.#createBatch({ vxnet: this.#opts.vxnet, count: plan.create, dedicated: false })
@@ -433,6 +461,8 @@ export class NicPool {
       }
       await this.#persistAll(created);
       this.#lastError = undefined;
+      this.#failures = 0;
+      this.#retryAt = 0;
       logger.info("NICs attached", {
         nics: created.map((n) => n.id),
         vxnet: o.vxnet,
@@ -450,9 +480,13 @@ export class NicPool {
         await this.#persistAll(created).catch(() => {});
         this.#track(this.#detach(created));
       }
-      // A failed batch must not leave waiters hanging until their timeout if nothing is in flight:
-      // schedule another attempt (the cloud client already retried transient errors).
-      if (this.#waiters.length > 0 && !this.#closed) setTimeout(() => this.kick(), 1000);
+      // Back off before the next batch (the cloud client already retried transient errors), so a
+      // lasting failure (quota, permissions) does not turn into a storm of CreateNics calls; a
+      // waiter is retried for at the end of the backoff rather than left until its timeout.
+      this.#failures++;
+      const delay = Math.min(30_000, 1000 * 2 ** (this.#failures - 1));
+      this.#retryAt = this.#now() + delay;
+      if (this.#waiters.length > 0 && !this.#closed) setTimeout(() => this.kick(), delay);
       throw new PoolError("IAAS_FAILED", `Could not create and attach a NIC: ${this.#lastError}`, {
         retryable: true,
         cause: err,
@@ -463,21 +497,40 @@ export class NicPool {
     }
   }
 
-  /** Detaches (if attached) and deletes NICs; records removed when gone. Retried by the loop. */
+  /**
+   * Detaches (those attached here) and deletes NICs; records are removed once the NICs are gone.
+   * Asks the cloud where each NIC is first, so a NIC whose attach never happened is only deleted.
+   * Failures leave the NICs in state "detaching" for the repair loop.
+   */
   async #detach(nics: NicRecord[]): Promise<void> {
     const { cloud, logger } = this.#deps;
     const ids = nics.map((n) => n.id);
     try {
-      const jobId = await cloud.detachNics(ids);
-      for (const n of nics) n.jobId = jobId;
-      await this.#persistAll(nics);
-      await cloud.waitJob(jobId, this.#opts.jobTimeoutMs);
-      await cloud.deleteNics(ids);
+      const where = await cloud.nicStatus(ids);
+      const attached = ids.filter((id) => {
+        const w = where.get(id);
+        return w?.status === "in-use" && w.instance === this.#opts.instanceId;
+      });
+      const foreign = ids.filter((id) => {
+        const w = where.get(id);
+        return w?.status === "in-use" && w.instance !== this.#opts.instanceId;
+      });
+      if (attached.length > 0) {
+        const jobId = await cloud.detachNics(attached);
+        for (const n of nics) if (attached.includes(n.id)) n.jobId = jobId;
+        await this.#persistAll(nics);
+        await cloud.waitJob(jobId, this.#opts.jobTimeoutMs);
+      }
+      const deletable = ids.filter((id) => where.has(id) && !foreign.includes(id));
+      if (deletable.length > 0) await cloud.deleteNics(deletable);
+      // Gone, deleted, or attached elsewhere (not ours to delete any more): forget them.
       for (const id of ids) this.#nics.delete(id);
       await this.#deps.store.batch(ids.map((id) => ({ type: "del" as const, key: nicKey(id) })));
+      if (foreign.length) {
+        logger.warn("NICs attached to another instance were forgotten", { foreign });
+      }
       logger.info("NICs detached and deleted", { nics: ids });
     } catch (err) {
-      // Left in state "detaching": the repair loop finishes the job.
       logger.warn("detaching/deleting NICs failed; will retry", { nics: ids, err: String(err) });
     } finally {
       this.#deps.onChange?.();
@@ -504,7 +557,7 @@ export class NicPool {
   #persistAll(ns: NicRecord[]): Promise<void> {
     if (ns.length === 0) return Promise.resolve();
     return this.#deps.store.batch(
-      ns.map((n) => ({ type: "put" as const, key: nicKey(n.id), value: n })),
+      ns.map((n) => ({ type: "put" as const, key: nicKey(n.id), value: withoutUndefined(n) })),
     );
   }
 

@@ -52,6 +52,19 @@ class FakeCloud implements PoolCloud {
     }
     return Promise.resolve();
   }
+  nicStatus(ids: string[]) {
+    const out = new Map<string, { status: "in-use" | "available"; instance: string }>();
+    for (const id of ids) {
+      const n = this.nics.get(id);
+      if (n) {
+        out.set(id, {
+          status: n.attached ? "in-use" : "available",
+          instance: n.attached ? "i-test" : "",
+        });
+      }
+    }
+    return Promise.resolve(out);
+  }
   async waitJob(job: string) {
     await Promise.resolve();
     this.#jobs.get(job)!();

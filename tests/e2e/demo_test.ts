@@ -15,7 +15,8 @@ Deno.test("the demo passes every check and leaves no namespace behind", async ()
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
-  assert.match(text, /PASS {2}NIC on node 1 pings NIC on node 2 across the SDN/);
+  assert.match(text, /PASS {2}web-1 → web-2 across nodes/);
+  assert.match(text, /INSTANCE +VXNET +FREE/);
   assert.match(text, /\d+ checks passed, 0 failed/);
   assert.deepEqual(await netnsList(), before);
 });

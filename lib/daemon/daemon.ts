@@ -1,0 +1,483 @@
+/**
+ * The node daemon put together: cloud client, state store, start-up checks and recovery, NIC pool,
+ * CNI service, socket API, management HTTP (`/metrics`, `/healthz`, `/readyz`) and the sync loop.
+ *
+ * Order (readiness stays false until the last step):
+ *   config → credentials → instance id → instance/vxnet checks → store → recovery (store ⇄ cloud)
+ *   → pods (kernel ⇄ allocations: repair or release) → socket → pool fill → ready.
+ * Shutdown reverses it; with CleanUpCacheOnExit the free NICs are detached and deleted.
+ */
+import type { DaemonConfig } from "../config.ts";
+import { parseListenAddr } from "../config.ts";
+import { ConfigError, errorMessage, HostnicError } from "../errors.ts";
+import { HttpIaasClient } from "../iaas/client.ts";
+import { loadIaasConfig } from "../iaas/config.ts";
+import { IaasError, isRetryable } from "../iaas/errors.ts";
+import { CommandRunner, type Runner } from "../linux/exec.ts";
+import { NetnsNotFoundError } from "../linux/errors.ts";
+import type { Logger } from "../log.ts";
+import { IaasPoolCloud } from "../nicpool/cloud.ts";
+import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
+import { NicPool, PoolError } from "../nicpool/pool.ts";
+import { RPC, RpcError } from "../rpc/protocol.ts";
+import { route, startRpcServer } from "../rpc/server.ts";
+import { openLevelStore } from "../store/mod.ts";
+import type { Store } from "../store/store.ts";
+import type { CniSettings, NicView, PodView, PoolView } from "./api.ts";
+import { LinuxPodDatapath, LinuxPoolLinks } from "./datapath.ts";
+import { createMetrics, type DaemonMetrics } from "./metrics.ts";
+import {
+  addSchema,
+  adminGcSchema,
+  checkSchema,
+  delSchema,
+  gcSchema,
+  statusSchema,
+} from "./schemas.ts";
+import { CniService, ServiceError } from "./service.ts";
+import { checkInstanceAndVxnets, recoverState } from "./startup.ts";
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  logger: Logger;
+  runner?: Runner;
+}
+
+export interface Daemon {
+  readonly instanceId: string;
+  readonly service: CniService;
+  readonly pool: NicPool;
+  readonly metrics: DaemonMetrics;
+  /** `host:port` of the management server, once listening. */
+  readonly manageAddr?: string;
+  /** Stops serving and releases resources (drains free NICs with CleanUpCacheOnExit). */
+  close(): Promise<void>;
+}
+
+/** A failure the operator must fix; the message says what and where. */
+export class DaemonStartError extends HostnicError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("DAEMON_START_FAILED", message, options);
+  }
+}
+
+const INSTANCE_ID_RE = /^i-[a-z0-9]+$/;
+
+async function readInstanceId(cfg: DaemonConfig): Promise<string> {
+  if (cfg.instanceId) return cfg.instanceId;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(cfg.instanceIdFile);
+  } catch (err) {
+    throw new ConfigError(
+      "--instance-id-file",
+      `cannot read "${cfg.instanceIdFile}" (${errorMessage(err)}); give --instance-id instead`,
+    );
+  }
+  const id = text.trim();
+  if (!INSTANCE_ID_RE.test(id)) {
+    throw new ConfigError(
+      "--instance-id-file",
+      `"${cfg.instanceIdFile}" must hold an instance id like "i-xxxxxxxx"`,
+    );
+  }
+  return id;
+}
+
+/** Maps service, pool and datapath failures to the socket protocol's reasons and CNI codes. */
+export function toRpcError(err: unknown): unknown {
+  if (err instanceof RpcError) return err;
+  if (err instanceof ServiceError || err instanceof PoolError) {
+    switch (err.code) {
+      case "NOT_READY":
+      case "SHUTTING_DOWN":
+        return new RpcError("NOT_READY", err.message);
+      case "POOL_TIMEOUT":
+        return new RpcError("POOL_TIMEOUT", err.message);
+      case "MAX_NIC":
+        return new RpcError("POOL_EMPTY", err.message, { cniCode: 101 });
+      case "NO_POOL_VXNET":
+        return new RpcError("CONFLICT", err.message, { cniCode: 101 });
+      case "IAAS_FAILED": {
+        const transient = err.cause === undefined || isRetryable(causeOf(err.cause));
+        return new RpcError("IAAS_ERROR", err.message, {
+          cniCode: transient ? 11 : 102,
+          retryable: transient,
+        });
+      }
+      case "UNKNOWN_CONTAINER":
+        return new RpcError("NOT_FOUND", err.message, { cniCode: 3 });
+      case "CHECK_FAILED":
+        return new RpcError("CONFLICT", err.message, { cniCode: 104 });
+    }
+  }
+  if (err instanceof NetnsNotFoundError) {
+    return new RpcError("BAD_REQUEST", err.message, { cniCode: 3, field: "netns" });
+  }
+  if (err instanceof HostnicError && /^(DATAPATH|LINK|NIC_NOT_FOUND|INVALID_SPEC)/.test(err.code)) {
+    return new RpcError("INTERNAL", `Pod network setup failed: ${err.message}`, { cniCode: 104 });
+  }
+  return err;
+}
+
+/** The innermost cause of a wrapped error (PoolError wraps the IaaS error). */
+function causeOf(err: unknown): unknown {
+  let e = err;
+  while (e instanceof Error && e.cause !== undefined && !(e instanceof IaasError)) e = e.cause;
+  return e;
+}
+
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const cfg = o.config;
+  const logger = o.logger;
+  const runner = o.runner ?? new CommandRunner();
+  const iaasConfig = await loadIaasConfig(cfg.qyAccessFilePath);
+  const instanceId = await readInstanceId(cfg);
+  const metrics = createMetrics(cfg.nodeName ?? instanceId);
+  const iaas = new HttpIaasClient({
+    config: iaasConfig,
+    logger,
+    onCall: (e) => {
+      metrics.iaasCalls.inc({ action: e.action, outcome: e.outcome });
+      metrics.iaasLatency.observe({ action: e.action }, e.durationMs / 1000);
+    },
+  });
+  const cleanups: (() => Promise<void>)[] = [() => iaas.close()];
+  const undo = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  try {
+    const poolVxnet = cfg.pool.vxNets[0];
+    const facts = await checkInstanceAndVxnets(iaas, { instanceId, vxnets: cfg.pool.vxNets });
+    if (cfg.pool.vxNets.length > 1) {
+      logger.info("several vxnets configured; this node pools the first", { vxnet: poolVxnet });
+    }
+    if (cfg.bindAddr) {
+      logger.warn("--bindAddr is accepted for compatibility and ignored: the API is on a socket", {
+        socket: cfg.server.serverPath,
+      });
+    }
+    const store: Store = await openLevelStore({ dir: `${cfg.stateDir}/store`, logger });
+    cleanups.push(() => store.close());
+    const linux = { runner, logger };
+    const datapath = new LinuxPodDatapath(linux, { nodeIp: facts.nodeIp });
+    const settings: CniSettings = {
+      vethPrefix: cfg.cni.vethPrefix,
+      mtu: cfg.cni.mtu,
+      serviceCIDR: cfg.cni.serviceCIDR,
+      hairpin: cfg.cni.hairpin,
+      natMark: cfg.cni.natMark,
+    };
+    let refreshGauges = () => {};
+    const pool = new NicPool({
+      cloud: new IaasPoolCloud(iaas, logger),
+      links: new LinuxPoolLinks(linux),
+      store,
+      logger: logger.child({ component: "pool" }),
+      onChange: () => refreshGauges(),
+    }, {
+      instanceId,
+      vxnet: poolVxnet,
+      tag: cfg.pool.tag,
+      poolLow: cfg.pool.poolLow,
+      poolHigh: cfg.pool.poolHigh,
+      maxNic: cfg.pool.maxNic,
+      routeTableBase: cfg.pool.routeTableBase,
+      jobTimeoutMs: 120_000,
+      trimDelayMs: cfg.pool.sync * 1000,
+      allocTimeoutMs: cfg.pool.allocTimeout * 1000,
+    });
+    cleanups.push(() => pool.close());
+    const svc = new CniService({ pool, store, datapath, logger, settings });
+    refreshGauges = () => {
+      const c = pool.counts();
+      const detaching = pool.list().filter((n) => n.state === "detaching").length;
+      metrics.poolNics.set({ state: "free" }, c.free);
+      metrics.poolNics.set({ state: "pending" }, c.pending);
+      metrics.poolNics.set({ state: "inuse" }, c.inuse);
+      metrics.poolNics.set({ state: "detaching" }, detaching);
+      metrics.allocations.set(svc.allocations().length);
+    };
+
+    const recovered = await recoverState({ iaas, store, logger, now: Date.now }, {
+      instanceId,
+      nicName: pool.nicName,
+      routeTableBase: cfg.pool.routeTableBase,
+      pooledVxnet: poolVxnet,
+    });
+    pool.load(recovered.nics);
+    svc.load(recovered.allocs);
+    await reconcilePods(svc, datapath, recovered.allocs, logger);
+    refreshGauges();
+
+    const rpc = await startRpcServer({
+      socketPath: cfg.server.serverPath,
+      logger: logger.child({ component: "rpc" }),
+      routes: rpcRoutes(svc, pool, metrics, { instanceId, nodeName: cfg.nodeName }),
+    });
+    cleanups.push(() => rpc.close());
+    const manage = startManageServer(cfg.manageAddr, svc, metrics, logger);
+    cleanups.push(() => manage.close());
+    const loop = startSyncLoop(pool, cfg.pool.sync * 1000, logger);
+    cleanups.push(() => loop.stop());
+
+    pool.kick();
+    svc.setReady(true);
+    logger.info("hostnic daemon ready", {
+      instance: instanceId,
+      vxnet: poolVxnet,
+      socket: cfg.server.serverPath,
+      manage: manage.addr,
+      nics: recovered.nics.length,
+      pods: recovered.allocs.length,
+    });
+    let closed = false;
+    return {
+      instanceId,
+      service: svc,
+      pool,
+      metrics,
+      manageAddr: manage.addr,
+      async close() {
+        if (closed) return;
+        closed = true;
+        svc.setReady(false, "shutting down");
+        await loop.stop();
+        await rpc.close().catch(() => {});
+        await manage.close().catch(() => {});
+        if (cfg.cleanUpCacheOnExit) {
+          await pool.settle();
+          await pool.drainFree().catch((err) =>
+            logger.warn("could not delete free NICs on exit", { err: errorMessage(err) })
+          );
+        }
+        await pool.close();
+        await store.close();
+        await iaas.close();
+      },
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+/**
+ * Start-up pass over recovered allocations: a pod whose namespace is gone is released; a pod whose
+ * links/routes/rules differ from what ADD made is set up again. Healthy pods are not touched.
+ */
+async function reconcilePods(
+  svc: CniService,
+  datapath: LinuxPodDatapath,
+  allocs: AllocationRecord[],
+  logger: Logger,
+): Promise<void> {
+  for (const a of allocs) {
+    const pod = {
+      mode: a.mode,
+      containerId: a.containerId,
+      ifName: a.ifName,
+      netns: a.netns,
+      podNamespace: a.podNamespace,
+      podName: a.podName,
+      ip: a.ip,
+      nicId: a.nicId,
+      cidr: a.cidr,
+      gateway: a.gateway,
+      table: a.table,
+      settings: a.settings ?? svc.defaultSettings,
+      routes: a.routes,
+    };
+    try {
+      const diffs = await datapath.check(pod);
+      if (diffs.length === 0) continue;
+      if (diffs.some((d) => d.includes("network namespace") && d.includes("missing"))) {
+        logger.info("releasing a pod whose network namespace is gone", {
+          containerId: a.containerId,
+        });
+        await svc.del({ containerId: a.containerId, ifName: a.ifName, netns: "" });
+        continue;
+      }
+      logger.info("repairing pod datapath", { containerId: a.containerId, diffs });
+      await datapath.setup(pod);
+    } catch (err) {
+      logger.warn("could not reconcile a pod at start-up", {
+        containerId: a.containerId,
+        err: errorMessage(err),
+      });
+    }
+  }
+}
+
+function rpcRoutes(
+  svc: CniService,
+  pool: NicPool,
+  metrics: DaemonMetrics,
+  node: { instanceId: string; nodeName?: string },
+) {
+  const timed = <T>(command: string, fn: () => Promise<T>): Promise<T> => {
+    const end = metrics.cniLatency.startTimer({ command });
+    return fn().then(
+      (v) => {
+        end({ result: "ok" });
+        return v;
+      },
+      (err) => {
+        end({ result: "error" });
+        throw toRpcError(err);
+      },
+    );
+  };
+  const podOf = (owner?: string) => {
+    if (!owner) return undefined;
+    const a = svc.allocations().find((x) => `${x.containerId}/${x.ifName}` === owner);
+    return a?.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined;
+  };
+  return [
+    route(RPC.cniAdd, addSchema, (b) => timed("ADD", () => svc.add(b))),
+    route(RPC.cniDel, delSchema, (b) => timed("DEL", () => svc.del(b)).then(() => ({}))),
+    route(RPC.cniCheck, checkSchema, (b) => timed("CHECK", () => svc.check(b)).then(() => ({}))),
+    route(RPC.cniStatus, statusSchema, () => svc.status()),
+    route(
+      RPC.cniGc,
+      gcSchema,
+      (b) => timed("GC", () => svc.gc(b)).then((released) => ({ released })),
+    ),
+    route(RPC.adminPool, null, (): PoolView => {
+      const c = pool.counts();
+      const st = svc.status();
+      return {
+        instanceId: node.instanceId,
+        nodeName: node.nodeName,
+        vxnet: pool.options.vxnet,
+        poolLow: pool.options.poolLow,
+        poolHigh: pool.options.poolHigh,
+        maxNic: pool.options.maxNic,
+        free: c.free,
+        pending: c.pending,
+        inuse: c.inuse,
+        detaching: pool.list().filter((n) => n.state === "detaching").length,
+        total: c.total,
+        waiters: c.waiters,
+        ready: st.ready,
+        reason: st.reason,
+        lastError: pool.lastError,
+      };
+    }),
+    route(
+      RPC.adminNics,
+      null,
+      (): NicView[] =>
+        pool.list().filter((n) => !n.id.startsWith("pending-")).map((n: NicRecord) => ({
+          id: n.id,
+          vxnet: n.vxnet,
+          ip: n.ip,
+          state: n.state,
+          table: n.table,
+          dedicated: n.dedicated,
+          owner: n.owner,
+          pod: podOf(n.owner),
+          jobId: n.jobId,
+        })),
+    ),
+    route(RPC.adminPods, null, (): PodView[] =>
+      svc.allocations().map((a) => ({
+        containerId: a.containerId,
+        ifName: a.ifName,
+        pod: a.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined,
+        netns: a.netns,
+        mode: a.mode,
+        ip: a.ip,
+        nicId: a.nicId,
+        vxnet: a.vxnet,
+        table: a.table,
+        createdAt: new Date(a.createdAt).toISOString(),
+      }))),
+    route(RPC.adminGc, adminGcSchema, () => {
+      throw new RpcError("NOT_FOUND", "Garbage collection from the CLI is not available yet");
+    }),
+    route(RPC.healthz, null, () => ({ ok: true, ready: svc.ready })),
+  ];
+}
+
+interface ManageServer {
+  addr: string;
+  close(): Promise<void>;
+}
+
+function startManageServer(
+  addr: string,
+  svc: CniService,
+  metrics: DaemonMetrics,
+  logger: Logger,
+): ManageServer {
+  if (addr === "") return { addr: "", close: () => Promise.resolve() };
+  const listen = parseListenAddr(addr);
+  if (!listen) throw new ConfigError("--manageAddr", `"${addr}" must be "host:port" or ":port"`);
+  const ac = new AbortController();
+  let bound = "";
+  const server = Deno.serve({
+    hostname: listen.hostname,
+    port: listen.port,
+    signal: ac.signal,
+    onListen: (a) => {
+      bound = `${a.hostname}:${a.port}`;
+    },
+    onError: (err) => {
+      logger.error("management request failed", { err: errorMessage(err) });
+      return new Response("internal error\n", { status: 500 });
+    },
+  }, async (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+    if (path === "/metrics") {
+      return new Response(await metrics.registry.metrics(), {
+        headers: { "content-type": metrics.registry.contentType },
+      });
+    }
+    if (path === "/healthz") return new Response("ok\n");
+    if (path === "/readyz") {
+      const st = svc.status();
+      return svc.ready
+        ? new Response(`ready (${st.freeNics} free NICs)\n`)
+        : new Response(`not ready: ${st.reason ?? "starting"}\n`, { status: 503 });
+    }
+    return new Response("not found\n", { status: 404 });
+  });
+  return {
+    get addr() {
+      return bound;
+    },
+    async close() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+/** Every `sync` period: retry stuck detaches and resize the pool. */
+function startSyncLoop(pool: NicPool, periodMs: number, logger: Logger) {
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = (async () => {
+      try {
+        await pool.retryDetaching();
+        pool.kick();
+      } catch (err) {
+        logger.warn("sync pass failed", { err: errorMessage(err) });
+      }
+    })().finally(() => {
+      if (!stopped) timer = setTimeout(tick, periodMs);
+    });
+  };
+  timer = setTimeout(tick, periodMs);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
