@@ -21,7 +21,7 @@ import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
 import { NicPool, PoolError } from "../nicpool/pool.ts";
 import { RPC, RpcError } from "../rpc/protocol.ts";
 import { route, startRpcServer } from "../rpc/server.ts";
-import { openLevelStore } from "../store/mod.ts";
+import { listReleaseRecords, openLevelStore, removeReleaseRecord } from "../store/mod.ts";
 import type { Store } from "../store/store.ts";
 import type { CniSettings, NicView, PodView, PoolView } from "./api.ts";
 import { LinuxPodDatapath, LinuxPoolLinks } from "./datapath.ts";
@@ -207,7 +207,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     });
     pool.load(recovered.nics);
     svc.load(recovered.allocs);
-    await reconcilePods(svc, datapath, recovered.allocs, logger);
+    // DELs that happened while the daemon was away first, then the kernel state of the rest.
+    const journalDir = `${cfg.stateDir}/journal`;
+    await replayJournal(svc, journalDir, logger);
+    await reconcilePods(svc, datapath, svc.allocations(), logger);
     refreshGauges();
 
     const rpc = await startRpcServer({
@@ -218,7 +221,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     cleanups.push(() => rpc.close());
     const manage = startManageServer(cfg.manageAddr, svc, metrics, logger);
     cleanups.push(() => manage.close());
-    const loop = startSyncLoop(pool, cfg.pool.sync * 1000, logger);
+    const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async () => {
+      await replayJournal(svc, journalDir, logger);
+      await pool.retryDetaching();
+      pool.kick();
+    });
     cleanups.push(() => loop.stop());
 
     pool.kick();
@@ -305,6 +312,28 @@ async function reconcilePods(
         containerId: a.containerId,
         err: errorMessage(err),
       });
+    }
+  }
+}
+
+/**
+ * Releases the attachments the plugin journaled while it could not reach the daemon (DEL must
+ * never fail for lack of the daemon); each record is removed once its release is persisted.
+ */
+async function replayJournal(svc: CniService, dir: string, logger: Logger): Promise<void> {
+  const { records, garbage } = await listReleaseRecords(dir);
+  for (const g of garbage) logger.warn("unreadable release record ignored", { ...g, dir });
+  for (const { id, record: r } of records) {
+    try {
+      await svc.del({ containerId: r.containerId, ifName: r.ifName, netns: r.netns ?? "" });
+      await removeReleaseRecord(dir, id);
+      logger.info("released a pod deleted while the daemon was away", {
+        containerId: r.containerId,
+        ifName: r.ifName,
+        ip: r.ip,
+      });
+    } catch (err) {
+      logger.warn("replaying a release record failed; will retry", { id, err: errorMessage(err) });
     }
   }
 }
@@ -455,20 +484,16 @@ function startManageServer(
   };
 }
 
-/** Every `sync` period: retry stuck detaches and resize the pool. */
-function startSyncLoop(pool: NicPool, periodMs: number, logger: Logger) {
+/** Every `sync` period: replay DELs journaled while the daemon was away, retry stuck
+ * detaches, resize the pool. */
+function startSyncLoop(periodMs: number, logger: Logger, pass: () => Promise<void>) {
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
   const tick = () => {
-    running = (async () => {
-      try {
-        await pool.retryDetaching();
-        pool.kick();
-      } catch (err) {
-        logger.warn("sync pass failed", { err: errorMessage(err) });
-      }
-    })().finally(() => {
+    running = pass().catch((err) => {
+      logger.warn("sync pass failed", { err: errorMessage(err) });
+    }).finally(() => {
       if (!stopped) timer = setTimeout(tick, periodMs);
     });
   };

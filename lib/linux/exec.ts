@@ -54,11 +54,41 @@ export function inNetns(argv: readonly string[], netns?: string): string[] {
 
 const decoder = new TextDecoder();
 
+/** Where `ip`, `iptables` and `nsenter` live, for callers started without a PATH (CNI runtimes). */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const resolved = new Map<string, string>();
+
+/**
+ * A bare program name as a path: the first match in PATH, then in DEFAULT_PATH. Runtimes may start
+ * a CNI plugin with an empty environment, and Deno then sets a PATH of its own that lacks /sbin.
+ */
+function resolveProgram(name: string): string {
+  if (name.includes("/")) return name;
+  let path = resolved.get(name);
+  if (path === undefined) {
+    path = name;
+    for (const dir of `${Deno.env.get("PATH") ?? ""}:${DEFAULT_PATH}`.split(":")) {
+      if (!dir.startsWith("/")) continue;
+      try {
+        if (Deno.statSync(`${dir}/${name}`).isFile) {
+          path = `${dir}/${name}`;
+          break;
+        }
+      } catch {
+        // not in this directory
+      }
+    }
+    resolved.set(name, path);
+  }
+  return path;
+}
+
 /** The real runner over `Deno.Command`. */
 export class CommandRunner implements Runner {
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const full = inNetns(argv, opts.netns);
-    const cmd = new Deno.Command(full[0], {
+    const cmd = new Deno.Command(resolveProgram(full[0]), {
       args: full.slice(1),
       stdin: opts.stdin === undefined ? "null" : "piped",
       stdout: "piped",

@@ -26,7 +26,7 @@ export const POD_GATEWAY = "172.30.8.1";
 export interface ClusterOptions {
   /** Number of nodes (instances), default 2. */
   nodes?: number;
-  /** `--PoolSize` of every daemon (default 3). */
+  /** `--PoolSize` of every daemon (default 3; not passed when `pool.poolLow` is given). */
   poolSize?: number;
   /** Simulator job latency (default 200 ms). */
   jobLatencyMs?: number;
@@ -124,8 +124,10 @@ export class ClusterNode {
       "127.0.0.1:31081",
       "--vxnets",
       POD_VXNET,
-      "--PoolSize",
-      String(c.options.poolSize ?? 3),
+      // --PoolSize sets poolLow = poolHigh; left out when the test sets them in the file.
+      ...(c.options.pool?.poolLow === undefined
+        ? ["--PoolSize", String(c.options.poolSize ?? 3)]
+        : []),
       ...(c.options.daemonArgs ?? []),
       ...extraArgs,
     ];
