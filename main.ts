@@ -9,6 +9,7 @@
  *   hostnic admin …            → admin CLI
  *   hostnic sim …              → cloud simulator
  *   hostnic demo               → end-to-end demo on the simulator
+ *   hostnic install|uninstall  → put the plugin on a node / take it off (cmd/install.ts)
  *   hostnic version | help
  */
 export const VERSION = "0.1.0";
@@ -24,6 +25,8 @@ Usage:
   hostnic admin <command>        inspect and operate a node daemon (pool ls, nic ls, pod ls, gc …)
   hostnic sim <command>          run the QingCloud API simulator (serve, down)
   hostnic demo                   simulated cloud, two nodes, four pods, traffic across nodes
+  hostnic install [flags]        copy the plugin binary and network config onto this node
+  hostnic uninstall [flags]      remove them (config first, then binary)
   hostnic version                print the version
   hostnic help                   print this help
 
@@ -42,6 +45,10 @@ async function loadMode(name: string): Promise<ModeMain | undefined> {
       return (await import("./cmd/sim.ts")).main;
     case "demo":
       return (await import("./cmd/demo.ts")).main;
+    case "install":
+      return (await import("./cmd/install.ts")).main;
+    case "uninstall":
+      return (await import("./cmd/install.ts")).uninstallMain;
     default:
       return undefined;
   }

@@ -54,7 +54,12 @@ export class LinuxPodDatapath implements PodDatapath {
   async teardown(p: DatapathPod): Promise<void> {
     const spec: PodTeardownSpec = {
       mode: p.mode,
-      pod: { containerId: p.containerId, k8sNamespace: p.podNamespace, podName: p.podName },
+      pod: {
+        containerId: p.containerId,
+        k8sNamespace: p.podNamespace,
+        podName: p.podName,
+        ifName: p.ifName,
+      },
       ifName: p.ifName,
       netns: p.netns || undefined,
       ip: p.ip,
@@ -83,7 +88,12 @@ export class LinuxPodDatapath implements PodDatapath {
 
   /** The lib/linux spec of an allocation. */
   spec(p: DatapathPod): PodSpec {
-    const pod = { containerId: p.containerId, k8sNamespace: p.podNamespace, podName: p.podName };
+    const pod = {
+      containerId: p.containerId,
+      k8sNamespace: p.podNamespace,
+      podName: p.podName,
+      ifName: p.ifName,
+    };
     const vxnet = { cidr: p.cidr, gateway: p.gateway };
     if (p.mode === "passthrough") {
       const svc = p.settings.serviceCIDR;

@@ -40,13 +40,19 @@ export interface PodIdentity {
   /** Kubernetes namespace and name, when known (K8S_POD_NAMESPACE / K8S_POD_NAME). */
   k8sNamespace?: string;
   podName?: string;
+  /**
+   * CNI_IFNAME of the attachment. A second interface of the same pod (Multus `net1`) must not get
+   * the first one's host veth, so any name other than `eth0` is part of the hash.
+   */
+  ifName?: string;
 }
 
-/** The string hashed for a pod's names: `<ns>.<pod>`, or the container id. */
+/** The string hashed for a pod's names: `<ns>.<pod>` or the container id, plus `/<if>` if not eth0. */
 export function podHashKey(pod: PodIdentity): string {
-  if (pod.podName) return `${pod.k8sNamespace ?? "default"}.${pod.podName}`;
+  const suffix = pod.ifName && pod.ifName !== "eth0" ? `/${pod.ifName}` : "";
+  if (pod.podName) return `${pod.k8sNamespace ?? "default"}.${pod.podName}${suffix}`;
   if (!pod.containerId) throw new InvalidSpecError("containerId", "empty, and no pod name given");
-  return pod.containerId;
+  return pod.containerId + suffix;
 }
 
 /** Validates a link name (1..15 chars of [A-Za-z0-9_.-]); `field` names the input. */

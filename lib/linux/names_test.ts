@@ -42,3 +42,10 @@ Deno.test("nicLinkName / tableOfNicName round-trip and refuse kernel tables", ()
     assert.throws(() => nicLinkName(t), InvalidSpecError, `table ${t}`);
   }
 });
+
+Deno.test("a second interface of a pod gets its own host veth; eth0 keeps the plain name", () => {
+  const pod = { containerId: "c", k8sNamespace: "default", podName: "multi" };
+  assert.equal(hostVethName({ ...pod, ifName: "eth0" }), hostVethName(pod));
+  assert.notEqual(hostVethName({ ...pod, ifName: "net1" }), hostVethName(pod));
+  assert.notDeepEqual(vethMacs({ ...pod, ifName: "net1" }), vethMacs(pod));
+});

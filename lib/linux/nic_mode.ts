@@ -136,7 +136,11 @@ export function planNicPodSetup(
         kind: "ip",
         role: "pod",
         netns: podNetns,
-        ops: vethPodOps(p.veth, { ip: spec.ip, withAddress: true }),
+        ops: vethPodOps(p.veth, {
+          ip: spec.ip,
+          withAddress: true,
+          secondary: spec.ifName !== "eth0",
+        }),
       },
     ],
   };
@@ -153,7 +157,11 @@ export function nicPodDesired(spec: NicPodSpec): { node: Desired; pod: Desired }
       vethNodeDesired(p.veth, spec.ip),
       rules,
     ),
-    pod: vethPodDesired(p.veth, { ip: spec.ip, withAddress: true }),
+    pod: vethPodDesired(p.veth, {
+      ip: spec.ip,
+      withAddress: true,
+      secondary: spec.ifName !== "eth0",
+    }),
   };
 }
 

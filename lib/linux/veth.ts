@@ -97,6 +97,7 @@ function gatewayNeigh(v: VethPlan): NeighSpec {
 
 /** Pod-side routes: default via 169.254.1.1, or only `hostRoutes` (with `src` = the pod IP). */
 function podRoutes(v: VethPlan, args: PodSideArgs): RouteSpec[] {
+  if (args.secondary) return [];
   const link: RouteSpec = { dst: POD_GATEWAY, dev: v.podName, scope: "link" };
   if (!args.hostRoutes) return [link, { dst: "default", via: POD_GATEWAY, dev: v.podName }];
   return [
@@ -111,6 +112,13 @@ export interface PodSideArgs {
   withAddress: boolean;
   /** Route only these prefixes to the host instead of a default route. */
   hostRoutes?: string[];
+  /**
+   * A second interface of the pod (Multus `net1`): address and neighbour only. Routes through
+   * 169.254.1.1 belong to the pod's first interface (`eth0`); replacing them would move the
+   * pod's default route to this interface and lose it when this interface is deleted. Replies
+   * from this address still leave through its own NIC: the node routes by source address.
+   */
+  secondary?: boolean;
 }
 
 /** Pod-side ops: up, address, the 169.254.1.1 neighbour and link route, then the routes via it. */

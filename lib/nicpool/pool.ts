@@ -273,11 +273,11 @@ export class NicPool {
         this.#again = false;
         if (!this.#opts.vxnet) return;
         const counts = this.counts();
-        if (counts.waiters === 0) this.#streak = 0;
-        const plan = planPool(counts, this.#opts, {
-          streak: this.#streak,
-          idle: this.#now() - this.#lastDemand >= (this.#opts.trimDelayMs ?? 0),
-        });
+        // A burst whose pods arrive spread out has moments without waiters: the batch size only
+        // falls back once demand has been quiet for trimDelayMs.
+        const idle = this.#now() - this.#lastDemand >= (this.#opts.trimDelayMs ?? 0);
+        if (idle && counts.waiters === 0) this.#streak = 0;
+        const plan = planPool(counts, this.#opts, { streak: this.#streak, idle });
         if (plan.trim > 0) {
           const victims = [...this.#nics.values()]
             .filter((n) => n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet)

@@ -83,7 +83,9 @@ function cniErrorOf(err: unknown, socketPath: string, unreachableCode: 11 | 50):
   return new CniError(CniCode.Internal, errorMessage(err));
 }
 
-export function resultOf(reply: AddReply, config: NetConf): Result {
+/** The CNI result of an ADD; a second nic-mode interface (not eth0) carries no default route. */
+export function resultOf(reply: AddReply, config: NetConf, ifName = "eth0"): Result {
+  const secondary = reply.mode === "nic" && ifName !== "eth0";
   return {
     interfaces: reply.interfaces.map((i) => ({
       name: i.name,
@@ -92,7 +94,7 @@ export function resultOf(reply: AddReply, config: NetConf): Result {
     })),
     ips: [{ address: reply.address, gateway: reply.gateway, interface: reply.interfaceIndex }],
     routes: [
-      { dst: "0.0.0.0/0", gw: reply.gateway },
+      ...(secondary ? [] : [{ dst: "0.0.0.0/0", gw: reply.gateway }]),
       ...reply.routes.map((r) => ({ dst: r.dst, gw: r.gw })),
     ],
     dns: config.dns ?? {},
@@ -133,7 +135,7 @@ export function daemonHandlers(
         const reply = await clientFor(socket).call<AddReply>(RPC.cniAdd, body, {
           timeoutMs: ADD_TIMEOUT_MS,
         });
-        return resultOf(reply, req.config);
+        return resultOf(reply, req.config, req.ifname);
       } catch (err) {
         throw cniErrorOf(err, socket, 11);
       }
@@ -235,6 +237,7 @@ async function delWithoutDaemon(req: CniDelRequest, why: string): Promise<void> 
     containerId: req.containerId,
     k8sNamespace: req.args.k8sPodNamespace,
     podName: req.args.k8sPodName,
+    ifName: req.ifname,
   };
   let teardownError = "";
   try {

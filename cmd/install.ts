@@ -1,0 +1,143 @@
+/**
+ * `hostnic install` / `hostnic uninstall`: put the CNI plugin on a node, or take it off.
+ *
+ *   hostnic install   [--source PATH] [--cni-config FILE] [--root DIR] [--bin-dir DIR]
+ *                     [--conf-dir DIR] [--conf-name NAME]
+ *   hostnic uninstall [--root DIR] [--bin-dir DIR] [--conf-dir DIR] [--conf-name NAME]
+ *
+ * `install` is what the DaemonSet's init container runs: it copies this binary (or `--source`) to
+ * `<root><bin-dir>/hostnic` and then writes the network config (`--cni-config`, the `hostnic-cni`
+ * key of ConfigMap `hostnic-cfg-cm`, or a default) to `<root><conf-dir>/<conf-name>`.
+ * Exit codes: 0 done, 1 failure (nothing half-written), 2 usage.
+ */
+import { Command, CommanderError } from "commander";
+import { errorMessage, HostnicError } from "../lib/errors.ts";
+import { install, INSTALL_DEFAULTS, type InstallOptions, uninstall } from "../lib/install/mod.ts";
+
+const enc = new TextEncoder();
+
+function say(text: string) {
+  Deno.stdout.writeSync(enc.encode(text + "\n"));
+}
+
+function program(name: string): Command {
+  return new Command(name)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
+      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
+    })
+    .option("--root <dir>", "install under this directory (the host's / mounted elsewhere)", "/")
+    .option("--bin-dir <dir>", "CNI plugin directory", INSTALL_DEFAULTS.binDir)
+    .option("--conf-dir <dir>", "CNI network config directory", INSTALL_DEFAULTS.confDir)
+    .option("--conf-name <name>", "network config file name", INSTALL_DEFAULTS.confName);
+}
+
+/** Parses `args`; returns the options, or the exit code when commander already answered. */
+function parse<T>(cmd: Command, args: string[]): T | number {
+  try {
+    cmd.parse(args, { from: "user" });
+    return cmd.opts() as T;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
+    }
+    throw err;
+  }
+}
+
+/** Runs `fn`, printing a HostnicError's message (never a stack) and returning 1. */
+async function guarded(name: string, fn: () => Promise<void>): Promise<number> {
+  try {
+    await fn();
+    return 0;
+  } catch (err) {
+    const msg = err instanceof HostnicError
+      ? err.message
+      : `unexpected error: ${errorMessage(err)}`;
+    Deno.stderr.writeSync(enc.encode(`${name}: ${msg}\n`));
+    return 1;
+  }
+}
+
+/** The default source: this executable, unless that is the deno runtime (`deno run main.ts`). */
+function defaultSource(): string | undefined {
+  const exe = Deno.execPath();
+  const base = exe.slice(exe.lastIndexOf("/") + 1);
+  return base === "deno" || base === "deno.exe" ? undefined : exe;
+}
+
+interface InstallFlags {
+  root: string;
+  binDir: string;
+  confDir: string;
+  confName: string;
+  source?: string;
+  cniConfig?: string;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const name = "hostnic install";
+  const cmd = program(name)
+    .description("install the hostnic CNI plugin binary and network config on this node")
+    .option("--source <path>", "binary to install (default: this executable)")
+    .option("--cni-config <file>", "network config to install (the hostnic-cni ConfigMap key)");
+  const flags = parse<InstallFlags>(cmd, args);
+  if (typeof flags === "number") return flags;
+  return await guarded(name, async () => {
+    const source = flags.source ?? defaultSource();
+    if (source === undefined) {
+      throw new HostnicError(
+        "INSTALL_FAILED",
+        'hostnic runs under "deno run", so this executable is the Deno runtime, not hostnic: ' +
+          "build the binary (deno task build) and pass --source dist/hostnic",
+      );
+    }
+    const opts: InstallOptions = {
+      root: flags.root,
+      binDir: flags.binDir,
+      confDir: flags.confDir,
+      confName: flags.confName,
+      source,
+      ...(flags.cniConfig !== undefined ? { cniConfig: flags.cniConfig } : {}),
+    };
+    const r = await install(opts);
+    for (const t of r.staleRemoved) say(`removed leftover temp file ${t}`);
+    say(`${r.binary.changed ? "installed" : "unchanged"} ${r.binary.path}`);
+    say(
+      `${r.config.changed ? "installed" : "unchanged"} ${r.config.path} (plugins: ${
+        r.config.plugins.join(", ")
+      })`,
+    );
+    if (r.shadowedBy.length > 0) {
+      say(
+        `note: ${r.shadowedBy.map((n) => `"${n}"`).join(", ")} sort before "${flags.confName}"; ` +
+          "the container runtime uses the first network config by name, so hostnic is not the " +
+          "default network unless that file delegates to it (as Multus does)",
+      );
+    }
+  });
+}
+
+export async function uninstallMain(args: string[]): Promise<number> {
+  const name = "hostnic uninstall";
+  const cmd = program(name).description(
+    "remove the hostnic network config, then the plugin binary, from this node",
+  );
+  const flags = parse<InstallFlags>(cmd, args);
+  if (typeof flags === "number") return flags;
+  return await guarded(name, async () => {
+    const r = await uninstall(flags);
+    for (const p of r.removed) say(`removed ${p}`);
+    if (r.removed.length === 0) say("nothing to remove");
+    say(
+      [
+        "The node daemon's state is left in place. Once no pod on this node uses hostnic and the",
+        "daemon is gone (kubectl delete -f deploy/hostnic.yaml), remove it with:",
+        "  rm -rf /var/lib/hostnic /var/run/hostnic",
+        "NICs hostnic attached stay in the cloud until the daemon releases them; start it with",
+        "--CleanUpCacheOnExit before removing it, or delete NICs tagged by hostnic in the console.",
+      ].join("\n"),
+    );
+  });
+}
