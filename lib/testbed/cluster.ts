@@ -22,6 +22,8 @@ const dec = new TextDecoder();
 export const POD_VXNET = "vxnet-tbpods";
 export const NODE_VXNET = "vxnet-tbnodes";
 export const POD_GATEWAY = "172.30.8.1";
+/** The simulated cloud's secret key: tests check it never reaches a log or state file. */
+export const TESTBED_SECRET = "tb-secret-key-0001-do-not-log";
 
 export interface ClusterOptions {
   /** Number of nodes (instances), default 2. */
@@ -370,7 +372,7 @@ export class Cluster implements AsyncDisposable {
       seed: 11,
       credentials: [{
         qy_access_key_id: "TBACCESSKEY0001",
-        qy_secret_access_key: "tb-secret-key-0001-do-not-log",
+        qy_secret_access_key: TESTBED_SECRET,
       }],
       vpc_routers: [{ id: "rtr-tb0001", cidr: "172.30.0.0/16" }],
       vxnets: [
