@@ -7,10 +7,10 @@
  *
  * Exit codes: 0 ok, 1 the daemon failed or is unreachable (message on stderr), 2 usage.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Option } from "commander";
+import { newProgram, runProgram } from "../lib/cli.ts";
 import type { NicView, PodView, PoolView } from "../lib/daemon/api.ts";
 import { DEFAULTS } from "../lib/config.ts";
-import { errorMessage } from "../lib/errors.ts";
 import { RpcClient } from "../lib/rpc/client.ts";
 import { RPC, type RpcPath } from "../lib/rpc/protocol.ts";
 
@@ -101,14 +101,9 @@ async function show<T>(
 
 export async function main(args: string[]): Promise<number> {
   let code = 0;
-  const program = new Command("hostnic admin")
+  const program = newProgram("hostnic admin")
     .description("inspect the hostnic node daemon through its socket")
-    .option("--socket <path>", "daemon socket", DEFAULTS.socketPath)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
-      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
-    });
+    .option("--socket <path>", "daemon socket", DEFAULTS.socketPath);
   const formatOption = () =>
     new Option("-o, --output <format>", "output format").choices(["table", "json"]).default(
       "table",
@@ -124,16 +119,5 @@ export async function main(args: string[]): Promise<number> {
   lister("pool", "the node's NIC pool", (f) => show(socket(), RPC.adminPool, f, poolTable));
   lister("nic", "the NICs this node holds", (f) => show(socket(), RPC.adminNics, f, nicTable));
   lister("pod", "pod attachments on this node", (f) => show(socket(), RPC.adminPods, f, podTable));
-  if (args.length === 0) {
-    program.outputHelp({ error: true });
-    return 2;
-  }
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    Deno.stderr.writeSync(enc.encode(`hostnic admin: ${errorMessage(err)}\n`));
-    return 1;
-  }
-  return code;
+  return await runProgram(program, args, () => code);
 }

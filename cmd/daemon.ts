@@ -10,18 +10,13 @@
  * Flag names of seed 002 are kept as they were (`--PoolSize`, `--QyAccessFilePath` …). Runs until
  * SIGINT/SIGTERM. Exit codes: 0 clean stop, 1 failure (message on stderr), 2 usage.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Option } from "commander";
+import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
 import { type DaemonFlags, DEFAULTS, parseConfigFile, resolveConfig } from "../lib/config.ts";
 import { startDaemon } from "../lib/daemon/daemon.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
 import { pinoLogger } from "../lib/log_pino.ts";
-
-const enc = new TextEncoder();
-
-function complain(text: string) {
-  Deno.stderr.writeSync(enc.encode(`hostnic daemon: ${text}\n`));
-}
 
 interface StartOptions {
   vxnets?: string[];
@@ -83,18 +78,10 @@ async function start(o: StartOptions): Promise<number> {
   const cfg = resolveConfig(file, flags, configPath);
   const logger = pinoLogger(cfg.logLevel, { component: "daemon" });
   const daemon = await startDaemon({ config: cfg, logger });
-  const stop = Promise.withResolvers<Deno.Signal>();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const h = () => stop.resolve(sig);
-    Deno.addSignalListener(sig, h);
-    return [sig, h] as const;
-  });
   try {
-    const sig = await stop.promise;
-    logger.info("stopping", { signal: sig });
+    using stop = stopSignal();
+    logger.info("stopping", { signal: await stop.received });
   } finally {
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
     await daemon.close();
   }
   logger.info("stopped");
@@ -103,13 +90,8 @@ async function start(o: StartOptions): Promise<number> {
 
 export async function main(args: string[]): Promise<number> {
   let code = 0;
-  const program = new Command("hostnic daemon")
-    .description("hostnic node daemon: warm NIC pool, pod allocations, socket API")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
-      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
-    });
+  const program = newProgram("hostnic daemon")
+    .description("hostnic node daemon: warm NIC pool, pod allocations, socket API");
   program
     .command("start")
     .description("run the daemon until SIGINT/SIGTERM")
@@ -118,7 +100,11 @@ export async function main(args: string[]): Promise<number> {
     .option("--QyAccessFilePath <file>", "QingCloud SDK config file", DEFAULTS.qyAccessFilePath)
     .option("--CleanUpCacheOnExit", "detach and delete free NICs on exit")
     .option("--bindAddr <addr>", "accepted for compatibility; the API is on --socket")
-    .option("--manageAddr <addr>", "metrics/health HTTP address, '' to disable", ":31081")
+    .option(
+      "--manageAddr <addr>",
+      "metrics/health HTTP address, '' to disable",
+      DEFAULTS.manageAddr,
+    )
     .addOption(
       new Option("--loglevel <level>", "log level").choices(LOG_LEVELS),
     )
@@ -132,16 +118,5 @@ export async function main(args: string[]): Promise<number> {
     .action(async (opts: StartOptions) => {
       code = await start(opts);
     });
-  if (args.length === 0) {
-    program.outputHelp({ error: true });
-    return 2;
-  }
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    complain(errorMessage(err));
-    return 1;
-  }
-  return code;
+  return await runProgram(program, args, () => code);
 }

@@ -10,7 +10,8 @@
  * key of ConfigMap `hostnic-cfg-cm`, or a default) to `<root><conf-dir>/<conf-name>`.
  * Exit codes: 0 done, 1 failure (nothing half-written), 2 usage.
  */
-import { Command, CommanderError } from "commander";
+import { type Command, CommanderError } from "commander";
+import { newProgram } from "../lib/cli.ts";
 import { errorMessage, HostnicError } from "../lib/errors.ts";
 import { install, INSTALL_DEFAULTS, type InstallOptions, uninstall } from "../lib/install/mod.ts";
 
@@ -21,12 +22,7 @@ function say(text: string) {
 }
 
 function program(name: string): Command {
-  return new Command(name)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
-      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
-    })
+  return newProgram(name)
     .option("--root <dir>", "install under this directory (the host's / mounted elsewhere)", "/")
     .option("--bin-dir <dir>", "CNI plugin directory", INSTALL_DEFAULTS.binDir)
     .option("--conf-dir <dir>", "CNI network config directory", INSTALL_DEFAULTS.confDir)

@@ -10,7 +10,8 @@
  * every namespace named `<prefix>-…` for the scenario's `linux.prefix`.
  * Exit codes: 0 ok, 1 failure (bad scenario, cannot serve), 2 usage.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Option } from "commander";
+import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
 import { stringify as toYaml } from "yaml";
 import { errorMessage, HostnicError } from "../lib/errors.ts";
 import { CommandRunner } from "../lib/linux/exec.ts";
@@ -27,10 +28,6 @@ const enc = new TextEncoder();
 
 function say(text: string) {
   Deno.stdout.writeSync(enc.encode(text + "\n"));
-}
-
-function complain(text: string) {
-  Deno.stderr.writeSync(enc.encode(`hostnic sim: ${text}\n`));
 }
 
 /** A failure already explained to the user; `main` maps it to exit code 1. */
@@ -92,20 +89,12 @@ async function serve(o: ServeOptions): Promise<number> {
   } catch (err) {
     throw new SimCommandError(`Cannot start the simulator: ${errorMessage(err)}`);
   }
-  const stop = Promise.withResolvers<Deno.Signal>();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const h = () => stop.resolve(sig);
-    Deno.addSignalListener(sig, h);
-    return [sig, h] as const;
-  });
   try {
+    using stop = stopSignal();
     if (o.writeClientConfig) await writeClientConfig(o.writeClientConfig, sim.clientConfig());
     say(`ready ${sim.url}`);
-    const sig = await stop.promise;
-    logger.info("stopping", { signal: sig });
+    logger.info("stopping", { signal: await stop.received });
   } finally {
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
     await sim.close();
   }
   return 0;
@@ -127,13 +116,8 @@ async function down(o: { scenario: string; socket?: string }): Promise<number> {
 
 export async function main(args: string[]): Promise<number> {
   let code = 0;
-  const program = new Command("hostnic sim")
-    .description("QingCloud API simulator for tests, demos and users without a cloud")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => Deno.stdout.writeSync(enc.encode(s)),
-      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
-    });
+  const program = newProgram("hostnic sim")
+    .description("QingCloud API simulator for tests, demos and users without a cloud");
   program
     .command("serve")
     .description("serve the API until SIGINT/SIGTERM, then clean up")
@@ -157,23 +141,5 @@ export async function main(args: string[]): Promise<number> {
       code = await down(opts);
     });
 
-  if (args.length === 0) {
-    program.outputHelp({ error: true });
-    return 2;
-  }
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version requests end here too, with exit code 0.
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    if (err instanceof SimCommandError) {
-      complain(err.message);
-      return 1;
-    }
-    complain(errorMessage(err));
-    return 1;
-  }
-  return code;
+  return await runProgram(program, args, () => code);
 }

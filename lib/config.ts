@@ -20,8 +20,8 @@ export const DEFAULTS = {
   manageAddr: ":31081",
 } as const;
 
-const vxnetId = z.string().regex(/^vxnet-[a-z0-9]+$/, 'must look like "vxnet-xxxxxxx"');
-const ipv4Cidr = z.string().regex(
+export const vxnetId = z.string().regex(/^vxnet-[a-z0-9]+$/, 'must look like "vxnet-xxxxxxx"');
+export const ipv4Cidr = z.string().regex(
   /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/,
   "must be an IPv4 CIDR such as 10.96.0.0/12",
 );

@@ -14,7 +14,14 @@ import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
 import { IaasError, isRetryable } from "../iaas/errors.ts";
 import { CommandRunner, type Runner } from "../linux/exec.ts";
-import { NetnsNotFoundError } from "../linux/errors.ts";
+import {
+  DatapathSetupError,
+  DatapathTeardownError,
+  InvalidSpecError,
+  LinkConflictError,
+  NetnsNotFoundError,
+  NicNotFoundError,
+} from "../linux/errors.ts";
 import type { Logger } from "../log.ts";
 import { IaasPoolCloud } from "../nicpool/cloud.ts";
 import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
@@ -114,7 +121,11 @@ export function toRpcError(err: unknown): unknown {
   if (err instanceof NetnsNotFoundError) {
     return new RpcError("BAD_REQUEST", err.message, { cniCode: 3, field: "netns" });
   }
-  if (err instanceof HostnicError && /^(DATAPATH|LINK|NIC_NOT_FOUND|INVALID_SPEC)/.test(err.code)) {
+  if (
+    err instanceof DatapathSetupError || err instanceof DatapathTeardownError ||
+    err instanceof InvalidSpecError || err instanceof LinkConflictError ||
+    err instanceof NicNotFoundError
+  ) {
     return new RpcError("INTERNAL", `Pod network setup failed: ${err.message}`, { cniCode: 104 });
   }
   return err;
@@ -280,21 +291,7 @@ async function reconcilePods(
   logger: Logger,
 ): Promise<void> {
   for (const a of allocs) {
-    const pod = {
-      mode: a.mode,
-      containerId: a.containerId,
-      ifName: a.ifName,
-      netns: a.netns,
-      podNamespace: a.podNamespace,
-      podName: a.podName,
-      ip: a.ip,
-      nicId: a.nicId,
-      cidr: a.cidr,
-      gateway: a.gateway,
-      table: a.table,
-      settings: a.settings ?? svc.defaultSettings,
-      routes: a.routes,
-    };
+    const pod = svc.datapathPod(a);
     try {
       const diffs = await datapath.check(pod);
       if (diffs.length === 0) continue;

@@ -42,13 +42,7 @@ export class LinuxPodDatapath implements PodDatapath {
   }
 
   async setup(p: DatapathPod): Promise<DatapathResult> {
-    const r = await setupPod(this.#deps, this.spec(p), this.#node());
-    return {
-      interfaces: r.interfaces.map((i) => ({ name: i.name, mac: i.mac, sandbox: i.sandbox })),
-      address: r.address,
-      gateway: r.gateway,
-      interfaceIndex: r.interfaceIndex,
-    };
+    return await setupPod(this.#deps, this.spec(p), this.#node());
   }
 
   async teardown(p: DatapathPod): Promise<void> {
@@ -131,7 +125,7 @@ export class LinuxPodDatapath implements PodDatapath {
   }
 }
 
-/** Polls `ip -j link` until a link with the NIC's MAC shows up (hot-plug takes a moment). */
+/** Polls `ip -j link` (one spawn per poll for the whole batch) until every NIC's link shows up. */
 export class LinuxPoolLinks implements PoolLinks {
   readonly #deps: LinuxDeps;
   readonly #netns?: string;
@@ -143,20 +137,22 @@ export class LinuxPoolLinks implements PoolLinks {
     this.#intervalMs = opts.intervalMs ?? 50;
   }
 
-  async waitForMac(mac: string, timeoutMs: number): Promise<void> {
+  async waitForMacs(macs: string[], timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const want = mac.toLowerCase();
+    let missing = macs.map((m) => m.toLowerCase());
     let last = "";
     for (;;) {
       try {
-        if ((await this.macs()).has(want)) return;
+        const have = await this.macs();
+        missing = missing.filter((m) => !have.has(m));
+        if (missing.length === 0) return;
       } catch (err) {
         last = errorMessage(err);
       }
       if (Date.now() >= deadline) {
         throw new Error(
-          `NIC ${mac} was attached but no link with that MAC appeared on the node within ` +
-            `${Math.round(timeoutMs / 1000)} s${last ? ` (${last})` : ""}`,
+          `NICs ${missing.join(", ")} were attached but no link with their MAC appeared on the ` +
+            `node within ${Math.round(timeoutMs / 1000)} s${last ? ` (${last})` : ""}`,
         );
       }
       await new Promise((r) => setTimeout(r, this.#intervalMs));

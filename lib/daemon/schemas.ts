@@ -5,14 +5,11 @@
  */
 import { z } from "zod";
 import { FOREIGN_MARK_BITS } from "../cni/config.ts";
+import { ipv4Cidr as cidr, vxnetId } from "../config.ts";
 
 const ipv4 = z.string().regex(
   /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/,
   "must be an IPv4 address",
-);
-const cidr = z.string().regex(
-  /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/,
-  "must be an IPv4 CIDR",
 );
 /** CNI spec: alphanumerics plus `_ . -`, must not be empty. */
 const containerId = z.string().min(1).max(256).regex(
@@ -52,7 +49,7 @@ const podRef = {
 export const addSchema = z.object({
   ...podRef,
   settings: settingsSchema,
-  vxnet: z.string().regex(/^vxnet-[a-z0-9]+$/, 'must look like "vxnet-xxxxxxx"').optional(),
+  vxnet: vxnetId.optional(),
   ip: ipv4.optional(),
   type: z.literal("passthrough").optional(),
   routes: z.array(

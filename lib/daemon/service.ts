@@ -107,11 +107,6 @@ export class CniService {
     this.#notReadyReason = reason;
   }
 
-  /** CNI settings used when an allocation does not carry its own. */
-  get defaultSettings(): CniSettings {
-    return this.#d.settings;
-  }
-
   get ready(): boolean {
     return this.#ready;
   }
@@ -169,7 +164,7 @@ export class CniService {
     const existing = this.#allocs.get(key);
     if (existing) {
       // Repeated ADD (runtime retry): re-ensure the datapath and answer the same.
-      return this.#reply(existing, await this.#d.datapath.setup(this.#pod(existing)));
+      return this.#reply(existing, await this.#d.datapath.setup(this.datapathPod(existing)));
     }
     const mode = req.type === "passthrough" ? "passthrough" : "nic";
     const poolVxnet = this.#d.pool.options.vxnet;
@@ -204,7 +199,7 @@ export class CniService {
         value: withoutUndefined(rec),
       }]);
       this.#allocs.set(key, rec);
-      const out = await this.#d.datapath.setup(this.#pod(rec));
+      const out = await this.#d.datapath.setup(this.datapathPod(rec));
       rec.hostVeth = out.interfaces.find((i) => i.sandbox === undefined)?.name;
       await this.#d.store.batch([{
         type: "put",
@@ -225,7 +220,7 @@ export class CniService {
         containerId: req.containerId,
         err: String(err),
       });
-      await this.#d.datapath.teardown(this.#pod(rec)).catch((e) =>
+      await this.#d.datapath.teardown(this.datapathPod(rec)).catch((e) =>
         this.#d.logger.error("undo of a failed ADD could not tear down", { err: String(e) })
       );
       this.#allocs.delete(key);
@@ -274,7 +269,7 @@ export class CniService {
     const key = ownerKey(req.containerId, req.ifName);
     const rec = this.#allocs.get(key);
     if (!rec) return;
-    await this.#d.datapath.teardown(this.#pod({ ...rec, netns: req.netns || rec.netns }));
+    await this.#d.datapath.teardown(this.datapathPod({ ...rec, netns: req.netns || rec.netns }));
     await this.#d.store.batch([{ type: "del", key: allocKey(req.containerId, req.ifName) }]);
     this.#allocs.delete(key);
     await this.#d.pool.release(rec.nicId);
@@ -294,13 +289,16 @@ export class CniService {
         { retryable: false },
       );
     }
-    const diffs = await this.#d.datapath.check(this.#pod({ ...rec, settings: req.settings }));
+    const diffs = await this.#d.datapath.check(
+      this.datapathPod({ ...rec, settings: req.settings }),
+    );
     if (diffs.length > 0) {
       throw new ServiceError("CHECK_FAILED", diffs.join("; "), { retryable: false });
     }
   }
 
-  #pod(rec: AllocationRecord): DatapathPod {
+  /** What the datapath needs to set up, check or tear down an allocation. */
+  datapathPod(rec: AllocationRecord): DatapathPod {
     return {
       mode: rec.mode,
       containerId: rec.containerId,

@@ -50,8 +50,8 @@ export interface PoolCloud {
 
 /** The kernel view the pool needs: is the NIC's link present on this node yet? */
 export interface PoolLinks {
-  /** Resolves when a link with this MAC exists on the node (`ip -j link`), or rejects at timeout. */
-  waitForMac(mac: string, timeoutMs: number): Promise<void>;
+  /** Resolves when links with all these MACs exist on the node, or rejects at timeout. */
+  waitForMacs(macs: string[], timeoutMs: number): Promise<void>;
 }
 
 export interface PoolStore {
@@ -452,9 +452,7 @@ export class NicPool {
       for (const n of created) n.jobId = jobId;
       await this.#persistAll(created);
       await cloud.waitJob(jobId, this.#opts.jobTimeoutMs);
-      await Promise.all(
-        created.map((n) => this.#deps.links.waitForMac(n.id, this.#opts.jobTimeoutMs)),
-      );
+      await this.#deps.links.waitForMacs(created.map((n) => n.id), this.#opts.jobTimeoutMs);
       for (const n of created) {
         n.jobId = undefined;
         this.#setState(n, o.owner ? "inuse" : "free", o.owner);

@@ -80,7 +80,7 @@ function setup(over: Partial<PoolOptions> = {}) {
   const pool = new NicPool(
     {
       cloud,
-      links: { waitForMac: () => Promise.resolve() },
+      links: { waitForMacs: () => Promise.resolve() },
       store: {
         batch: (ops) => {
           writes.push(...ops);

@@ -212,7 +212,7 @@ export function daemonHandlers(
   };
 }
 
-/** CHECK: the address ADD reported must be the one on the pod interface. */
+/** CHECK: the runtime's prevResult must carry the address to check (the daemon checks the kernel). */
 function checkPrevResult(req: CniCheckRequest): void {
   const ips = req.prevResult.ips;
   if (ips.length === 0) {

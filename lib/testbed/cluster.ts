@@ -65,6 +65,18 @@ export interface Pod {
   result: Record<string, unknown>;
 }
 
+/** A finished process as tests read it: exit code, text, and stdout parsed when it is JSON. */
+function outcome(out: Deno.CommandOutput): CniOutcome {
+  const stdout = dec.decode(out.stdout);
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = stdout.trim() ? JSON.parse(stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { code: out.code, stdout, stderr: dec.decode(out.stderr), json };
+}
+
 export class ClusterNode {
   readonly cluster: Cluster;
   readonly instanceId: string;
@@ -243,15 +255,7 @@ export class ClusterNode {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(JSON.stringify(o.conf ?? this.netConf())));
     await w.close();
-    const out = await child.output();
-    const stdout = dec.decode(out.stdout);
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = stdout.trim() ? JSON.parse(stdout) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { code: out.code, stdout, stderr: dec.decode(out.stderr), json };
+    return outcome(await child.output());
   }
 
   /** Creates a pod namespace and ADDs it; throws with the plugin's answer when ADD fails. */
@@ -311,14 +315,7 @@ export class ClusterNode {
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).output();
-    const stdout = dec.decode(out.stdout);
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = JSON.parse(stdout);
-    } catch {
-      json = undefined;
-    }
-    return { code: out.code, stdout, stderr: dec.decode(out.stderr), json };
+    return outcome(out);
   }
 }
 
