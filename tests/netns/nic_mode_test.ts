@@ -6,6 +6,7 @@ import {
   checkPod,
   CommandRunner,
   DatapathSetupError,
+  hostVethName,
   NetnsNotFoundError,
   type NicPodSpec,
   type PodTeardownSpec,
@@ -15,6 +16,7 @@ import {
 import type { Runner } from "../../lib/linux/exec.ts";
 import { ExecError } from "../../lib/linux/exec.ts";
 import { diffDumps, NetnsLab } from "../helpers/netns.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type Nic, VpcLab } from "../helpers/vpc.ts";
 
 type Json = Record<string, unknown>;
@@ -136,7 +138,19 @@ Deno.test("nic mode: CHECK names what is missing", async () => {
     `pod: neighbour 169.254.1.1 lladdr ${hostMac} dev eth0 permanent is missing`,
   ]);
   await lab.deleteNetns(spec.netns);
+  // The kernel destroys a deleted namespace, and with it the host end of the pod's veth,
+  // asynchronously: wait for that, then CHECK names everything that went with the pod.
+  const hostVeth = hostVethName(spec.pod, spec.vethPrefix);
+  await waitFor(
+    "the host veth to go with the pod namespace",
+    async () =>
+      !(await lab.ipJson<{ ifname: string }[]>(vpc.node, "link show")).some((l) =>
+        l.ifname === hostVeth
+      ),
+  );
   assert.deepEqual(await checkPod(deps, spec, opts), [
+    `node: link ${hostVeth} is missing`,
+    `node: route ${spec.ip}/32 dev ${hostVeth} scope link is missing`,
     `node: rule 1536 from ${spec.ip} lookup 265 is missing`,
     `pod: network namespace ${spec.netns} is missing`,
   ]);
