@@ -3,7 +3,7 @@
  * exits. Modes are loaded with literal dynamic imports so `deno compile` bundles them and the CNI
  * plugin path loads nothing heavy.
  *
- *   CNI_COMMAND set            → CNI plugin (cmd/cni.ts)
+ *   CNI_COMMAND set            → CNI plugin (cmd/cni.ts); also other CNI_* and no mode
  *   hostnic daemon …           → node daemon
  *   hostnic controller …       → cluster controller
  *   hostnic admin …            → admin CLI
@@ -12,6 +12,9 @@
  *   hostnic install|uninstall  → put the plugin on a node / take it off (cmd/install.ts)
  *   hostnic version | help
  */
+// Static, but light: lib/cni/env.ts imports no npm package and no mode.
+import { isCniCall } from "./lib/cni/env.ts";
+
 export const VERSION = "0.1.0";
 
 /** Every mode entry has this shape: it returns the process exit code and never exits itself. */
@@ -55,7 +58,7 @@ async function loadMode(name: string): Promise<ModeMain | undefined> {
 }
 
 export async function dispatch(args: string[]): Promise<number> {
-  if (Deno.env.get("CNI_COMMAND") !== undefined) {
+  if (isCniCall(args, (name) => Deno.env.get(name))) {
     return await (await import("./cmd/cni.ts")).main(args);
   }
   const [mode, ...rest] = args;

@@ -32,7 +32,7 @@ export interface HostnicNetConf {
   vethPrefix: string;
   /** Pod interface MTU. */
   mtu: number;
-  /** Service network; traffic to it is marked so replies return through the main table. */
+  /** Service network (IPv4); traffic to it is marked so replies return through the main table. */
   serviceCIDR?: string;
   /** Send same-node pod-to-pod traffic out through the NIC and back. */
   hairpin: boolean;
@@ -288,6 +288,10 @@ function parseIpam(v: unknown): IpamConf {
       }
       return { dst: route.dst, viaGatewayNic: true };
     }
+    // hostnic's pods are IPv4 only (parseRoute has checked that gw has the family of dst).
+    if (parseCidr(route.dst)?.ip.family !== 4) {
+      throw invalidConfig(`${field}.dst`, `must be an IPv4 CIDR, got ${quote(route.dst)}`);
+    }
     return route.gw === undefined
       ? { dst: route.dst, viaGatewayNic: false }
       : { dst: route.dst, gw: route.gw, viaGatewayNic: false };
@@ -331,7 +335,9 @@ function parseHostnic(raw: Record<string, unknown>): HostnicNetConf {
 
   const svc = optString(raw.serviceCIDR, "serviceCIDR");
   if (svc !== undefined && svc !== "") {
-    if (!parseCidr(svc)) throw invalidConfig("serviceCIDR", `must be a CIDR, got ${quote(svc)}`);
+    if (parseCidr(svc)?.ip.family !== 4) {
+      throw invalidConfig("serviceCIDR", `must be an IPv4 CIDR, got ${quote(svc)}`);
+    }
     out.serviceCIDR = svc;
   }
 

@@ -121,6 +121,9 @@ export function netnsProblem(path: string): string | undefined {
   return undefined;
 }
 
+/** Unknown CNI_ARGS keys named in the error; the rest are counted. */
+const MAX_KEYS_SHOWN = 5;
+
 /**
  * Parses `K=V;K=V`. Empty segments are skipped, a value may contain `=`, a key must not be empty.
  * Unknown keys are an error unless `IgnoreUnknown` is `1`/`true`.
@@ -155,11 +158,14 @@ export function parseCniArgs(text: string): CniArgs {
       !(KNOWN_CNI_ARGS as readonly string[]).includes(k)
     );
     if (unknown.length > 0) {
+      // Named, but only the first few: CNI_ARGS can hold thousands of pairs.
+      const shown = unknown.slice(0, MAX_KEYS_SHOWN).map((k) => quote(k)).join(", ");
+      const more = unknown.length > MAX_KEYS_SHOWN
+        ? ` and ${unknown.length - MAX_KEYS_SHOWN} more`
+        : "";
       throw new CniError(
         CniCode.InvalidEnvironment,
-        `Unknown CNI_ARGS key${unknown.length > 1 ? "s" : ""} ${
-          unknown.map((k) => quote(k)).join(", ")
-        }`,
+        `Unknown CNI_ARGS key${unknown.length > 1 ? "s" : ""} ${shown}${more}`,
         {
           details: `hostnic knows ${
             KNOWN_CNI_ARGS.join(", ")
@@ -180,6 +186,20 @@ export function parseCniArgs(text: string): CniArgs {
     hostnicIp: pairs["hostnic.network.kubesphere.io/ip"],
     hostnicType: pairs["hostnic.network.kubesphere.io/type"],
   };
+}
+
+/** Variables only a CNI runtime sets; with no mode on the command line they mean a CNI call. */
+const CNI_RUNTIME_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"];
+
+/**
+ * True when the hostnic executable is called as a CNI plugin: `CNI_COMMAND` is set, or no mode is
+ * given on the command line and the runtime's other variables are (a runtime that lost
+ * CNI_COMMAND then gets a CNI error, code 4, instead of the usage text). `CNI_PATH` alone does not
+ * count: it may be set in a user's shell.
+ */
+export function isCniCall(args: readonly string[], get: EnvGetter): boolean {
+  if (get("CNI_COMMAND") !== undefined) return true;
+  return args.length === 0 && CNI_RUNTIME_VARS.some((name) => get(name) !== undefined);
 }
 
 /** Reads and validates the environment for one invocation; code 4 names every bad variable. */

@@ -4,6 +4,7 @@ import {
   type CniCommand,
   containerIdProblem,
   ifnameProblem,
+  isCniCall,
   netnsProblem,
   parseCniArgs,
   parseCommand,
@@ -195,6 +196,12 @@ Deno.test("CNI_ARGS parsing", async (t) => {
     }
     assert.equal(parseCniArgs("IgnoreUnknown=TRUE;FOO=1").ignoreUnknown, true);
   });
+  await t.step("thousands of unknown keys: the first few are named, the rest counted", () => {
+    const text = Array.from({ length: 5000 }, (_, i) => `k${i}=v`).join(";");
+    const err = envError(() => parseCniArgs(text));
+    assert.equal(err.cniCode, 4);
+    assert.match(err.msg, /^Unknown CNI_ARGS keys "k0", "k1", "k2", "k3", "k4" and 4995 more$/);
+  });
   await t.step("malformed pairs and flags", () => {
     for (const text of ["K8S_POD_NAME", "=x", "IgnoreUnknown=yes"]) {
       assert.equal(envError(() => parseCniArgs(text)).cniCode, 4, text);
@@ -205,5 +212,26 @@ Deno.test("CNI_ARGS parsing", async (t) => {
       parseEnv(getter({ ...FULL, CNI_COMMAND: "ADD", CNI_ARGS: "BOGUS" }))
     );
     assert.match(err.msg, /CNI_ARGS/);
+  });
+});
+
+Deno.test("CNI mode: CNI_COMMAND, or a runtime's variables with no mode given", async (t) => {
+  await t.step("CNI_COMMAND set, even empty, whatever argv says", () => {
+    assert.equal(isCniCall([], getter({ CNI_COMMAND: "ADD" })), true);
+    assert.equal(isCniCall([], getter({ CNI_COMMAND: "" })), true);
+    assert.equal(isCniCall(["daemon"], getter({ CNI_COMMAND: "DEL" })), true);
+  });
+  await t.step("a runtime that lost CNI_COMMAND still gets a CNI error", () => {
+    for (const name of ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"]) {
+      assert.equal(isCniCall([], getter({ [name]: "x" })), true, name);
+    }
+  });
+  await t.step("a mode on the command line wins over stray CNI_* variables", () => {
+    assert.equal(isCniCall(["version"], getter({ CNI_CONTAINERID: "x" })), false);
+    assert.equal(isCniCall(["admin", "pool", "ls"], getter({ CNI_IFNAME: "eth0" })), false);
+  });
+  await t.step("CNI_PATH alone (a user's shell) is not a CNI call", () => {
+    assert.equal(isCniCall([], getter({ CNI_PATH: "/opt/cni/bin" })), false);
+    assert.equal(isCniCall([], getter({})), false);
   });
 });

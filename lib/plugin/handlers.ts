@@ -4,6 +4,10 @@
  * be reached it tears down what the plugin can find (pod link, host veth, host rules) and leaves a
  * durable release record for the daemon to replay, so a DEL never fails for lack of the daemon.
  *
+ * What the plugin can judge itself it refuses before the daemon acts (which for ADD means taking a
+ * NIC from the pool): a CNI_NETNS that does not exist or is no namespace (ADD, CHECK), and
+ * malformed requested addresses, vxnets or types (ADD).
+ *
  * Imported on the plugin path: no npm packages (start-up cost); lib/linux and the journal are
  * loaded only when DEL needs them.
  */
@@ -17,7 +21,8 @@ import type {
   GcRequest as CniGcRequest,
 } from "../cni/dispatch.ts";
 import type { NetConf } from "../cni/config.ts";
-import { CniCode, CniError } from "../cni/errors.ts";
+import { CniCode, CniError, quote } from "../cni/errors.ts";
+import { parseIp, parseIpMaybeCidr } from "../cni/net.ts";
 import type { Result } from "../cni/result.ts";
 import { daemonUnreachable } from "../cni/unavailable.ts";
 import { DaemonUnreachableError, RpcClient } from "../rpc/client.ts";
@@ -42,23 +47,157 @@ function settingsOf(config: NetConf): CniSettings {
   };
 }
 
-/** The fixed IP a runtime asked for: capability `ips`, `args.cni.ips`, the annotation arg, `IP=`. */
+const ANNOTATION = "hostnic.network.kubesphere.io";
+/** A vxnet ID as the daemon accepts it (lib/config.ts `vxnetId`, which the plugin cannot import). */
+const VXNET_ID = /^vxnet-[a-z0-9]+$/;
+
+function badArg(key: string, value: string, expected: string): CniError {
+  return new CniError(
+    CniCode.InvalidEnvironment,
+    `Invalid CNI_ARGS "${key}" ${quote(value)}: ${expected}`,
+  );
+}
+
+/**
+ * An IPv4 address from a requested-IP source: `<ip>` or, where `prefixOk`, `<ip>/<prefix>`. The
+ * prefix is dropped: the address's subnet is the vxnet's. `undefined` when the text is not one.
+ */
+function ipv4Of(text: string, prefixOk: boolean): string | undefined {
+  const parsed = prefixOk ? parseIpMaybeCidr(text) : parseIp(text);
+  if (!parsed) return undefined;
+  const ip = "ip" in parsed ? parsed.ip : parsed;
+  return ip.family === 4 ? text.split("/")[0] : undefined;
+}
+
+/** Requested addresses from the config (`runtimeConfig.ips`, `args.cni.ips`): one IPv4 at most. */
+function configIp(list: string[] | undefined, field: string): string | undefined {
+  if (list === undefined || list.length === 0) return undefined;
+  if (list.length > 1) {
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `Invalid "${field}": hostnic gives an interface one address, got ${list.length}`,
+    );
+  }
+  const ip = ipv4Of(list[0], true);
+  if (!ip) {
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `Invalid "${field}[0]": hostnic gives IPv4 addresses only, got ${quote(list[0])}`,
+    );
+  }
+  return ip;
+}
+
+/**
+ * The fixed IP a runtime asked for: capability `ips`, `args.cni.ips`, the annotation arg, `IP=`
+ * (first present wins). Every source given is validated, so a malformed one is refused instead of
+ * being cut down to something that looks like an address; an empty CNI_ARGS value means "unset".
+ */
 function requestedIp(req: CniAddRequest): string | undefined {
-  const raw = req.config.runtimeConfig.ips?.[0] ?? req.config.args?.cni?.ips?.[0] ??
-    req.args.hostnicIp ?? req.args.ip;
-  return raw?.split("/")[0];
+  const fromRuntime = configIp(req.config.runtimeConfig.ips, "runtimeConfig.ips");
+  const fromArgs = configIp(req.config.args?.cni?.ips, "args.cni.ips");
+  let fromAnnotation: string | undefined;
+  const a = req.args.hostnicIp;
+  if (a !== undefined && a !== "") {
+    fromAnnotation = ipv4Of(a, false);
+    if (!fromAnnotation) throw badArg(`${ANNOTATION}/ip`, a, "expected an IPv4 address");
+  }
+  let fromIpArg: string | undefined;
+  const legacy = req.args.ip;
+  if (legacy !== undefined && legacy !== "") {
+    fromIpArg = ipv4Of(legacy, true);
+    if (!fromIpArg) throw badArg("IP", legacy, "expected an IPv4 address, optionally with /prefix");
+  }
+  return fromRuntime ?? fromArgs ?? fromAnnotation ?? fromIpArg;
+}
+
+function requestedVxnet(req: CniAddRequest): string | undefined {
+  const v = req.args.hostnicVxnet;
+  if (v === undefined || v === "") return undefined;
+  if (!VXNET_ID.test(v)) throw badArg(`${ANNOTATION}/vxnet`, v, 'expected "vxnet-<id>"');
+  return v;
 }
 
 function requestedType(req: CniAddRequest): "passthrough" | undefined {
   const t = req.args.hostnicType;
   if (t === undefined || t === "") return undefined;
   if (t !== "passthrough") {
-    throw new CniError(
-      CniCode.InvalidEnvironment,
-      `Invalid CNI_ARGS "hostnic.network.kubesphere.io/type" "${t}": only "passthrough" is known`,
-    );
+    throw badArg(`${ANNOTATION}/type`, t, 'only "passthrough" is known');
   }
   return "passthrough";
+}
+
+/**
+ * The daemon request for an ADD, or the CNI error for a request hostnic cannot serve as asked
+ * (code 4 for CNI_ARGS, 7 for config). Checked here, before the daemon takes a NIC for the pod.
+ */
+export function addRequestOf(req: CniAddRequest): AddRequest {
+  const body: AddRequest = {
+    containerId: req.containerId,
+    ifName: req.ifname,
+    netns: req.netns,
+    ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
+    ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
+    settings: settingsOf(req.config),
+  };
+  const vxnet = requestedVxnet(req);
+  if (vxnet) body.vxnet = vxnet;
+  const ip = requestedIp(req);
+  if (ip) body.ip = ip;
+  const type = requestedType(req);
+  if (type) body.type = type;
+  const routes = req.config.ipam?.routes ?? [];
+  if (type === "passthrough" && routes.length > 0) {
+    body.routes = routes.map((r) => ({
+      dst: r.dst,
+      ...(r.gw ? { gw: r.gw } : {}),
+      viaGatewayNic: r.viaGatewayNic,
+    }));
+  }
+  return body;
+}
+
+/** What a CNI_NETNS path is: a namespace, missing, something else, or not knowable from here. */
+export type NetnsKind = "netns" | "missing" | "other" | "unknown";
+
+/**
+ * Namespace files (`/run/netns/<name>` bind mounts, `/proc/<pid>/ns/net`) all live on nsfs, whose
+ * device is the one of this process's own `/proc/self/ns/net`.
+ */
+export async function netnsKindOf(path: string): Promise<NetnsKind> {
+  let nsfsDev: number;
+  try {
+    nsfsDev = (await Deno.stat("/proc/self/ns/net")).dev;
+  } catch {
+    return "unknown";
+  }
+  try {
+    const st = await Deno.stat(path);
+    return st.isFile && st.dev === nsfsDev ? "netns" : "other";
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound ? "missing" : "unknown";
+  }
+}
+
+/**
+ * ADD and CHECK need the pod's namespace: refuse one that does not exist (3, as for an unknown
+ * container) or is not a namespace (4) before the daemon acts. Unknowable (permissions): let the
+ * daemon decide.
+ */
+async function requireNetns(netns: string, kindOf: (p: string) => Promise<NetnsKind>) {
+  const kind = await kindOf(netns);
+  if (kind === "missing") {
+    throw new CniError(
+      CniCode.UnknownContainer,
+      `Network namespace CNI_NETNS ${quote(netns)} does not exist`,
+    );
+  }
+  if (kind === "other") {
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `Invalid CNI_NETNS ${quote(netns)}: not a network namespace`,
+    );
+  }
 }
 
 /** A daemon failure as the CNI error the runtime should see. */
@@ -101,36 +240,22 @@ export function resultOf(reply: AddReply, config: NetConf, ifName = "eth0"): Res
   };
 }
 
-export function daemonHandlers(
-  opts: { client?: (socketPath: string) => RpcClient; log?: PluginLog } = {},
-): CniHandlers {
+export interface HandlerOptions {
+  client?: (socketPath: string) => RpcClient;
+  log?: PluginLog;
+  /** What a CNI_NETNS path is (default: `netnsKindOf`, a stat). */
+  netnsKind?: (path: string) => Promise<NetnsKind>;
+}
+
+export function daemonHandlers(opts: HandlerOptions = {}): CniHandlers {
   const clientFor = opts.client ?? ((p: string) => new RpcClient(p));
   const log = opts.log ?? (() => {});
+  const kindOf = opts.netnsKind ?? netnsKindOf;
   return {
     async add(req) {
       const socket = req.config.hostnic.socketPath;
-      const body: AddRequest = {
-        containerId: req.containerId,
-        ifName: req.ifname,
-        netns: req.netns,
-        ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
-        ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
-        settings: settingsOf(req.config),
-      };
-      const vxnet = req.args.hostnicVxnet;
-      if (vxnet) body.vxnet = vxnet;
-      const ip = requestedIp(req);
-      if (ip) body.ip = ip;
-      const type = requestedType(req);
-      if (type) body.type = type;
-      const routes = req.config.ipam?.routes ?? [];
-      if (type === "passthrough" && routes.length > 0) {
-        body.routes = routes.map((r) => ({
-          dst: r.dst,
-          ...(r.gw ? { gw: r.gw } : {}),
-          viaGatewayNic: r.viaGatewayNic,
-        }));
-      }
+      const body = addRequestOf(req);
+      await requireNetns(req.netns, kindOf);
       try {
         const reply = await clientFor(socket).call<AddReply>(RPC.cniAdd, body, {
           timeoutMs: ADD_TIMEOUT_MS,
@@ -161,6 +286,7 @@ export function daemonHandlers(
 
     async check(req) {
       const socket = req.config.hostnic.socketPath;
+      await requireNetns(req.netns, kindOf);
       try {
         await clientFor(socket).call(RPC.cniCheck, {
           containerId: req.containerId,

@@ -100,7 +100,9 @@ Deno.test("ADD without CNI_CONTAINERID is code 4", async () => {
 });
 
 Deno.test("ADD without the daemon is code 11 pointing at hostnic-node", async () => {
-  const err = cniError(await plugin({ CNI_COMMAND: "ADD", ...ATTACH }, CONF));
+  // The namespace must exist (the plugin checks it before asking the daemon): its own will do.
+  const env = { CNI_COMMAND: "ADD", ...ATTACH, CNI_NETNS: "/proc/self/ns/net" };
+  const err = cniError(await plugin(env, CONF));
   assert.equal(err.code, 11);
   assert.equal(err.cniVersion, "1.0.0");
   assert.match(err.msg, /daemon socket .* is not reachable/);
