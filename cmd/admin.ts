@@ -4,12 +4,17 @@
  *   hostnic admin [--socket PATH] pool ls [-o table|json]
  *   hostnic admin [--socket PATH] nic ls  [-o table|json]
  *   hostnic admin [--socket PATH] pod ls  [-o table|json]
+ *   hostnic admin [--socket PATH] gc [--dry-run] [-o table|json]
+ *
+ * `gc` runs one garbage-collection pass now (release pods that are gone, repair lost kernel
+ * state, adopt or delete unknown owned NICs, replay journaled DELs); `--dry-run` only shows what it
+ * would do and why. Mutating operations exist only on the root-only socket.
  *
  * Exit codes: 0 ok, 1 the daemon failed or is unreachable (message on stderr), 2 usage.
  */
 import { Option } from "commander";
 import { newProgram, runProgram } from "../lib/cli.ts";
-import type { NicView, PodView, PoolView } from "../lib/daemon/api.ts";
+import type { GcView, NicView, PodView, PoolView } from "../lib/daemon/api.ts";
 import { DEFAULTS } from "../lib/config.ts";
 import { RpcClient } from "../lib/rpc/client.ts";
 import { RPC, type RpcPath } from "../lib/rpc/protocol.ts";
@@ -36,6 +41,7 @@ function poolTable(p: PoolView): string {
       "INSTANCE",
       "VXNET",
       "FREE",
+      "COOLING",
       "PENDING",
       "INUSE",
       "DETACHING",
@@ -47,6 +53,7 @@ function poolTable(p: PoolView): string {
       p.instanceId,
       p.vxnet,
       p.free,
+      p.cooling,
       p.pending,
       p.inuse,
       p.detaching,
@@ -88,6 +95,13 @@ function podTable(pods: PodView[]): string {
   );
 }
 
+function gcText(r: GcView): string {
+  const verb = r.applied ? "done" : "would do (dry run)";
+  if (r.actions.length === 0) return "nothing to collect or repair\n";
+  return r.actions.map((a) => `${verb}: ${a.text}\n`).join("") +
+    r.failed.map((f) => `failed: ${f.action}: ${f.error}\n`).join("");
+}
+
 async function show<T>(
   socket: string,
   path: RpcPath,
@@ -119,5 +133,15 @@ export async function main(args: string[]): Promise<number> {
   lister("pool", "the node's NIC pool", (f) => show(socket(), RPC.adminPool, f, poolTable));
   lister("nic", "the NICs this node holds", (f) => show(socket(), RPC.adminNics, f, nicTable));
   lister("pod", "pod attachments on this node", (f) => show(socket(), RPC.adminPods, f, podTable));
+  program.command("gc").description("run a garbage-collection and repair pass now")
+    .option("--dry-run", "only show what the pass would do, and why")
+    .addOption(formatOption())
+    .action(async (o: { dryRun?: boolean; output: Format }) => {
+      const r = await new RpcClient(socket()).call<GcView>(RPC.adminGc, {
+        dryRun: o.dryRun === true,
+      }, { timeoutMs: 120_000 });
+      out(o.output === "json" ? JSON.stringify(r, null, 2) + "\n" : gcText(r));
+      code = r.failed.length > 0 ? 1 : 0;
+    });
   return await runProgram(program, args, () => code);
 }

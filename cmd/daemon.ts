@@ -7,12 +7,21 @@
  *                        [--instance-id-file FILE] [--state-dir DIR] [--socket PATH]
  *                        [--node-name NAME] [--kubeconfig FILE]
  *
- * Flag names of seed 002 are kept as they were (`--PoolSize`, `--QyAccessFilePath` …). Runs until
+ * Flag names of seed 002 are kept as they were (`--PoolSize`, `--QyAccessFilePath` …). With
+ * Kubernetes (`--kubeconfig`, or in a pod) and no config file, the config is ConfigMap
+ * `hostnic-cfg-cm` (namespace POD_NAMESPACE, default kube-system) read through the API. Runs until
  * SIGINT/SIGTERM. Exit codes: 0 clean stop, 1 failure (message on stderr), 2 usage.
  */
 import { Option } from "commander";
 import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
-import { type DaemonFlags, DEFAULTS, parseConfigFile, resolveConfig } from "../lib/config.ts";
+import {
+  type DaemonFlags,
+  DEFAULTS,
+  type FileConfig,
+  kubernetesMode,
+  parseConfigFile,
+  resolveConfig,
+} from "../lib/config.ts";
 import { startDaemon } from "../lib/daemon/daemon.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
@@ -40,12 +49,13 @@ function collectList(value: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), ...value.split(",").map((v) => v.trim()).filter(Boolean)];
 }
 
-async function readConfigFile(path: string, explicit: boolean) {
+/** The config file; undefined when the default one does not exist (an explicit one must). */
+async function readConfigFile(path: string, explicit: boolean): Promise<FileConfig | undefined> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    if (!explicit && err instanceof Deno.errors.NotFound) return parseConfigFile("", path);
+    if (!explicit && err instanceof Deno.errors.NotFound) return undefined;
     throw new Error(`Cannot read config file "${path}": ${errorMessage(err)}`);
   }
   return parseConfigFile(text, path);
@@ -73,10 +83,20 @@ async function start(o: StartOptions): Promise<number> {
   if (flags.poolSize !== undefined && Number.isNaN(flags.poolSize)) {
     throw new Error(`--PoolSize: must be a whole number from 0 to 63, got "${o.PoolSize}"`);
   }
+  const logger = pinoLogger(o.loglevel ?? "info", { component: "daemon" });
+  // defaults < config (the file if it exists, else with Kubernetes the ConfigMap through the API)
+  // < flags. In the DaemonSet the file is the ConfigMap's mounted `hostnic` key.
   const configPath = o.config ?? DEFAULTS.configPath;
-  const file = await readConfigFile(configPath, o.config !== undefined);
-  const cfg = resolveConfig(file, flags, configPath);
-  const logger = pinoLogger(cfg.logLevel, { component: "daemon" });
+  let file = await readConfigFile(configPath, o.config !== undefined);
+  let source = file ? configPath : "defaults";
+  if (!file && kubernetesMode(o.kubeconfig)) {
+    resolveConfig(parseConfigFile("", configPath), flags, configPath); // bad flags fail first
+    const { readConfigMap } = await import("../lib/daemon/kube.ts");
+    const fromCluster = await readConfigMap({ kubeconfig: o.kubeconfig, logger });
+    if (fromCluster) [file, source] = [fromCluster.config, fromCluster.source];
+  }
+  const cfg = resolveConfig(file ?? parseConfigFile("", configPath), flags, configPath);
+  logger.info("configuration read", { source });
   const daemon = await startDaemon({ config: cfg, logger });
   try {
     using stop = stopSignal();

@@ -47,10 +47,15 @@ export const poolSchema = z.object({
   /** Seconds between full reconciles against the cloud. */
   nodeSync: z.number().int().min(5).max(86400).default(60),
   routeTableBase: z.number().int().min(1).max(0x7fffff00).default(260),
-  /** Minutes an owned NIC nobody uses is kept before it is deleted (GC grace). */
-  freePeriod: z.number().int().min(1).max(100000).default(10),
+  /**
+   * Minutes an owned NIC unknown to the store is left alone before GC adopts or deletes it
+   * (fractions allowed; 0 = at the next full pass that still finds it unknown).
+   */
+  freePeriod: z.number().min(0).max(100000).default(10),
   /** Seconds an ADD waits for a NIC when the pool is empty before answering "try again later". */
   allocTimeout: z.number().int().min(1).max(600).default(60),
+  /** Seconds a released pod IP is kept from other pods (0 = reuse at once). */
+  ipCooldown: z.number().int().min(0).max(3600).default(30),
 }).strict().refine((p) => p.poolLow <= p.poolHigh, {
   message: "poolLow must not exceed poolHigh",
   path: ["poolLow"],
@@ -73,15 +78,29 @@ export const cniDefaultsSchema = z.object({
   natMark: mark.default(HOSTNIC_DEFAULTS.natMark),
 }).strict();
 
+/**
+ * The daemon's QingCloud client: one token bucket for every call the node makes (retries
+ * included). Defaults are the client's own (10/s, burst 20). Nodes sharing an access key share
+ * its API quota: keep callsPerSecond × nodes below what the account is allowed.
+ */
+export const iaasSchema = z.object({
+  /** Sustained API calls per second (the bucket's refill rate). */
+  callsPerSecond: z.number().positive().max(1000).default(10),
+  /** Calls allowed back to back after a quiet period (the bucket's size). */
+  burst: z.number().int().min(1).max(1000).default(20),
+}).strict();
+
 export const fileSchema = z.object({
   pool: poolSchema.default(poolSchema.parse({})),
   server: serverSchema.default(serverSchema.parse({})),
   cni: cniDefaultsSchema.default(cniDefaultsSchema.parse({})),
+  iaas: iaasSchema.default(iaasSchema.parse({})),
 }).strict();
 
 export type PoolConfig = z.infer<typeof poolSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
 export type CniDefaults = z.infer<typeof cniDefaultsSchema>;
+export type IaasClientConfig = z.infer<typeof iaasSchema>;
 export type FileConfig = z.infer<typeof fileSchema>;
 
 /** Flags as given on the command line (all optional; absent = not given). */
@@ -184,6 +203,7 @@ export function resolveConfig(
     pool: checked.data,
     server,
     cni: file.cni,
+    iaas: file.iaas,
     qyAccessFilePath: flags.qyAccessFilePath ?? DEFAULTS.qyAccessFilePath,
     cleanUpCacheOnExit: flags.cleanUpCacheOnExit ?? false,
     bindAddr: flags.bindAddr || undefined,
@@ -205,4 +225,17 @@ export function parseListenAddr(addr: string): { hostname: string; port: number 
   const port = Number(m[3]);
   if (port > 65535) return undefined;
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+/**
+ * Whether the daemon uses Kubernetes (pod annotations, events, node vxnet, ConfigMap): with
+ * `--kubeconfig`, or in a pod (KUBERNETES_SERVICE_HOST set, the in-cluster service account).
+ * Otherwise it runs on CNI_ARGS alone (seed 002 deployments) and never loads the Kubernetes client.
+ */
+export function kubernetesMode(
+  kubeconfig: string | undefined,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): "kubeconfig" | "in-cluster" | undefined {
+  if (kubeconfig !== undefined) return "kubeconfig";
+  return env("KUBERNETES_SERVICE_HOST") ? "in-cluster" : undefined;
 }

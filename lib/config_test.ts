@@ -19,6 +19,18 @@ Deno.test("an empty file gives upstream's defaults", () => {
     [3, 5, 63, 260, 0x10000],
   );
   assert.equal(c.server.serverPath, "/var/run/hostnic/hostnic.sock");
+  assert.deepEqual(c.iaas, { callsPerSecond: 10, burst: 20 });
+});
+
+Deno.test("iaas: the client's call rate and burst come from the file", () => {
+  const file = parseConfigFile('{"iaas":{"callsPerSecond":2.5,"burst":4}}', "f");
+  assert.deepEqual(resolveConfig(file, {}, "f").iaas, { callsPerSecond: 2.5, burst: 4 });
+  assert.equal(
+    keyOf(() => parseConfigFile('{"iaas":{"callsPerSecond":0}}', "f")),
+    "iaas.callsPerSecond",
+  );
+  assert.equal(keyOf(() => parseConfigFile('{"iaas":{"burst":1.5}}', "f")), "iaas.burst");
+  assert.equal(keyOf(() => parseConfigFile('{"iaas":{"rate":1}}', "f")), "iaas");
 });
 
 Deno.test("flags override the file; --PoolSize sets poolLow and poolHigh", () => {

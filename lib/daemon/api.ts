@@ -67,6 +67,14 @@ export interface GcRequest {
   validAttachments: { containerId: string; ifName: string }[];
 }
 
+/** `POST /v1/admin/gc`: what a GC pass did (or, dry, would do) and why. */
+export interface GcView {
+  applied: boolean;
+  /** Each action with its kind, target and reason, plus `text`, one line for people. */
+  actions: ({ kind: string; reason: string; text: string } & Record<string, unknown>)[];
+  failed: { action: string; error: string }[];
+}
+
 export interface StatusReply {
   ready: boolean;
   freeNics: number;
@@ -82,6 +90,8 @@ export interface PoolView {
   poolHigh: number;
   maxNic: number;
   free: number;
+  /** Free NICs whose IP is still in cooldown after a pod released it. */
+  cooling: number;
   pending: number;
   inuse: number;
   detaching: number;

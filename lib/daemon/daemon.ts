@@ -8,7 +8,7 @@
  * Shutdown reverses it; with CleanUpCacheOnExit the free NICs are detached and deleted.
  */
 import type { DaemonConfig } from "../config.ts";
-import { parseListenAddr } from "../config.ts";
+import { kubernetesMode, parseListenAddr } from "../config.ts";
 import { ConfigError, errorMessage, HostnicError } from "../errors.ts";
 import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
@@ -24,13 +24,13 @@ import {
 } from "../linux/errors.ts";
 import type { Logger } from "../log.ts";
 import { IaasPoolCloud } from "../nicpool/cloud.ts";
-import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
+import type { NicRecord } from "../nicpool/model.ts";
 import { NicPool, PoolError } from "../nicpool/pool.ts";
 import { RPC, RpcError } from "../rpc/protocol.ts";
 import { route, startRpcServer } from "../rpc/server.ts";
-import { listReleaseRecords, openLevelStore, removeReleaseRecord } from "../store/mod.ts";
+import { openLevelStore } from "../store/mod.ts";
 import type { Store } from "../store/store.ts";
-import type { CniSettings, NicView, PodView, PoolView } from "./api.ts";
+import type { CniSettings, GcView, NicView, PodView, PoolView } from "./api.ts";
 import { LinuxPodDatapath, LinuxPoolLinks } from "./datapath.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
 import {
@@ -41,6 +41,7 @@ import {
   gcSchema,
   statusSchema,
 } from "./schemas.ts";
+import { Collector, describeAction } from "./gc.ts";
 import { CniService, ServiceError } from "./service.ts";
 import { checkInstanceAndVxnets, recoverState } from "./startup.ts";
 
@@ -147,6 +148,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const metrics = createMetrics(cfg.nodeName ?? instanceId);
   const iaas = new HttpIaasClient({
     config: iaasConfig,
+    rateLimit: { perSecond: cfg.iaas.callsPerSecond, burst: cfg.iaas.burst },
     logger,
     onCall: (e) => {
       metrics.iaasCalls.inc({ action: e.action, outcome: e.outcome });
@@ -158,9 +160,19 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    const poolVxnet = cfg.pool.vxNets[0];
-    const facts = await checkInstanceAndVxnets(iaas, { instanceId, vxnets: cfg.pool.vxNets });
-    if (cfg.pool.vxNets.length > 1) {
+    // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube.ts.
+    const kube = kubernetesMode(cfg.kubeconfig)
+      ? await (await import("./kube.ts")).startKubeBinding({ config: cfg, instanceId, logger })
+      : undefined;
+    if (kube) cleanups.push(() => kube.close());
+    const poolVxnet = kube ? kube.poolVxnet : cfg.pool.vxNets[0];
+    const facts = await checkInstanceAndVxnets(iaas, {
+      instanceId,
+      vxnets: poolVxnet && !cfg.pool.vxNets.includes(poolVxnet)
+        ? [...cfg.pool.vxNets, poolVxnet]
+        : cfg.pool.vxNets,
+    });
+    if (!kube && cfg.pool.vxNets.length > 1) {
       logger.info("several vxnets configured; this node pools the first", { vxnet: poolVxnet });
     }
     if (cfg.bindAddr) {
@@ -197,6 +209,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       jobTimeoutMs: 120_000,
       trimDelayMs: cfg.pool.sync * 1000,
       allocTimeoutMs: cfg.pool.allocTimeout * 1000,
+      ipCooldownMs: cfg.pool.ipCooldown * 1000,
     });
     cleanups.push(() => pool.close());
     const svc = new CniService({ pool, store, datapath, logger, settings });
@@ -204,6 +217,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       const c = pool.counts();
       const detaching = pool.list().filter((n) => n.state === "detaching").length;
       metrics.poolNics.set({ state: "free" }, c.free);
+      metrics.poolNics.set({ state: "cooling" }, c.cooling);
       metrics.poolNics.set({ state: "pending" }, c.pending);
       metrics.poolNics.set({ state: "inuse" }, c.inuse);
       metrics.poolNics.set({ state: "detaching" }, detaching);
@@ -218,23 +232,44 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     });
     pool.load(recovered.nics);
     svc.load(recovered.allocs);
-    // DELs that happened while the daemon was away first, then the kernel state of the rest.
-    const journalDir = `${cfg.stateDir}/journal`;
-    await replayJournal(svc, journalDir, logger);
-    await reconcilePods(svc, datapath, svc.allocations(), logger);
+    const collector = new Collector({
+      svc,
+      pool,
+      datapath,
+      iaas,
+      logger: logger.child({ component: "gc" }),
+      journalDir: `${cfg.stateDir}/journal`,
+      livePods: kube && (() => kube.livePods()),
+    }, {
+      instanceId,
+      pooledVxnet: poolVxnet,
+      freePeriodMs: cfg.pool.freePeriod * 60_000,
+      podGraceMs: 2 * cfg.pool.nodeSync * 1000,
+    });
+    // DELs journaled while the daemon was away, pods whose netns is gone, kernel state lost by
+    // a reboot: all settled before the daemon says it is ready (recovery just asked the cloud).
+    await collector.run({ cloud: false });
     refreshGauges();
 
     const rpc = await startRpcServer({
       socketPath: cfg.server.serverPath,
       logger: logger.child({ component: "rpc" }),
-      routes: rpcRoutes(svc, pool, metrics, { instanceId, nodeName: cfg.nodeName }),
+      routes: rpcRoutes(svc, pool, metrics, collector, {
+        instanceId,
+        nodeName: cfg.nodeName,
+        add: kube && ((b) => kube.add(b, (r) => svc.add(r))),
+      }),
     });
     cleanups.push(() => rpc.close());
     const manage = startManageServer(cfg.manageAddr, svc, metrics, logger);
     cleanups.push(() => manage.close());
+    let lastFullGc = Date.now();
     const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async () => {
-      await replayJournal(svc, journalDir, logger);
-      await pool.retryDetaching();
+      // Pool health to the node annotation: beside the pass (never rejects, even if GC fails).
+      void kube?.sync({ pool, svc });
+      const full = Date.now() - lastFullGc >= cfg.pool.nodeSync * 1000;
+      if (full) lastFullGc = Date.now();
+      await collector.run(full ? {} : { cloud: false, pods: false });
       pool.kick();
     });
     cleanups.push(() => loop.stop());
@@ -263,6 +298,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         await loop.stop();
         await rpc.close().catch(() => {});
         await manage.close().catch(() => {});
+        await kube?.close().catch(() => {});
         if (cfg.cleanUpCacheOnExit) {
           await pool.settle();
           await pool.drainFree().catch((err) =>
@@ -280,66 +316,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   }
 }
 
-/**
- * Start-up pass over recovered allocations: a pod whose namespace is gone is released; a pod whose
- * links/routes/rules differ from what ADD made is set up again. Healthy pods are not touched.
- */
-async function reconcilePods(
-  svc: CniService,
-  datapath: LinuxPodDatapath,
-  allocs: AllocationRecord[],
-  logger: Logger,
-): Promise<void> {
-  for (const a of allocs) {
-    const pod = svc.datapathPod(a);
-    try {
-      const diffs = await datapath.check(pod);
-      if (diffs.length === 0) continue;
-      if (diffs.some((d) => d.includes("network namespace") && d.includes("missing"))) {
-        logger.info("releasing a pod whose network namespace is gone", {
-          containerId: a.containerId,
-        });
-        await svc.del({ containerId: a.containerId, ifName: a.ifName, netns: "" });
-        continue;
-      }
-      logger.info("repairing pod datapath", { containerId: a.containerId, diffs });
-      await datapath.setup(pod);
-    } catch (err) {
-      logger.warn("could not reconcile a pod at start-up", {
-        containerId: a.containerId,
-        err: errorMessage(err),
-      });
-    }
-  }
-}
-
-/**
- * Releases the attachments the plugin journaled while it could not reach the daemon (DEL must
- * never fail for lack of the daemon); each record is removed once its release is persisted.
- */
-async function replayJournal(svc: CniService, dir: string, logger: Logger): Promise<void> {
-  const { records, garbage } = await listReleaseRecords(dir);
-  for (const g of garbage) logger.warn("unreadable release record ignored", { ...g, dir });
-  for (const { id, record: r } of records) {
-    try {
-      await svc.del({ containerId: r.containerId, ifName: r.ifName, netns: r.netns ?? "" });
-      await removeReleaseRecord(dir, id);
-      logger.info("released a pod deleted while the daemon was away", {
-        containerId: r.containerId,
-        ifName: r.ifName,
-        ip: r.ip,
-      });
-    } catch (err) {
-      logger.warn("replaying a release record failed; will retry", { id, err: errorMessage(err) });
-    }
-  }
-}
-
 function rpcRoutes(
   svc: CniService,
   pool: NicPool,
   metrics: DaemonMetrics,
-  node: { instanceId: string; nodeName?: string },
+  collector: Collector,
+  node: { instanceId: string; nodeName?: string; add?: CniService["add"] },
 ) {
   const timed = <T>(command: string, fn: () => Promise<T>): Promise<T> => {
     const end = metrics.cniLatency.startTimer({ command });
@@ -360,7 +342,7 @@ function rpcRoutes(
     return a?.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined;
   };
   return [
-    route(RPC.cniAdd, addSchema, (b) => timed("ADD", () => svc.add(b))),
+    route(RPC.cniAdd, addSchema, (b) => timed("ADD", () => node.add ? node.add(b) : svc.add(b))),
     route(RPC.cniDel, delSchema, (b) => timed("DEL", () => svc.del(b)).then(() => ({}))),
     route(RPC.cniCheck, checkSchema, (b) => timed("CHECK", () => svc.check(b)).then(() => ({}))),
     route(RPC.cniStatus, statusSchema, () => svc.status()),
@@ -380,6 +362,7 @@ function rpcRoutes(
         poolHigh: pool.options.poolHigh,
         maxNic: pool.options.maxNic,
         free: c.free,
+        cooling: c.cooling,
         pending: c.pending,
         inuse: c.inuse,
         detaching: pool.list().filter((n) => n.state === "detaching").length,
@@ -419,8 +402,13 @@ function rpcRoutes(
         table: a.table,
         createdAt: new Date(a.createdAt).toISOString(),
       }))),
-    route(RPC.adminGc, adminGcSchema, () => {
-      throw new RpcError("NOT_FOUND", "Garbage collection from the CLI is not available yet");
+    route(RPC.adminGc, adminGcSchema, async (b): Promise<GcView> => {
+      const r = await collector.run({ dryRun: b.dryRun });
+      return {
+        applied: r.applied,
+        actions: r.actions.map((a) => ({ ...a, text: describeAction(a) })),
+        failed: r.failed,
+      };
     }),
     route(RPC.healthz, null, () => ({ ok: true, ready: svc.ready })),
   ];
@@ -481,8 +469,8 @@ function startManageServer(
   };
 }
 
-/** Every `sync` period: replay DELs journaled while the daemon was away, retry stuck
- * detaches, resize the pool. */
+/** Every `sync` period: replay DELs journaled while the daemon was away, retry stuck detaches,
+ * resize the pool; every `nodeSync` period, a full GC pass (cloud, pods, Kubernetes). */
 function startSyncLoop(periodMs: number, logger: Logger, pass: () => Promise<void>) {
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -22,7 +22,8 @@ export function createMetrics(nodeName: string): DaemonMetrics {
     registry,
     poolNics: new client.Gauge({
       name: "hostnic_pool_nics",
-      help: "NICs this node holds, by state (free, inuse, pending, detaching)",
+      help:
+        "NICs this node holds, by state (free, inuse, pending, detaching; cooling is part of free)",
       labelNames: ["state"],
       registers: reg,
     }),

@@ -11,6 +11,7 @@
  *   is never handed to a second pod while the first still uses it.
  */
 import { HostnicError } from "../errors.ts";
+import { NicNotFoundError } from "../linux/errors.ts";
 import type { Logger } from "../log.ts";
 import { type AllocationRecord, allocKey, ownerKey, withoutUndefined } from "../nicpool/model.ts";
 import type { NicPool } from "../nicpool/pool.ts";
@@ -78,6 +79,9 @@ export interface ServiceDeps {
   settings: CniSettings;
 }
 
+/** Pool NICs an ADD tries when the one it got has no link on the node. */
+const LOST_NIC_ATTEMPTS = 3;
+
 export class ServiceError extends HostnicError {
   readonly retryable: boolean;
   constructor(code: string, message: string, opts: { retryable: boolean; cause?: unknown }) {
@@ -138,6 +142,24 @@ export class CniService {
     };
   }
 
+  /**
+   * Sets an allocation's datapath up again when it still differs from what ADD made (GC repair).
+   * Runs under the pod's lock, so never while its ADD or DEL is under way (a repair racing a DEL
+   * would re-plumb a pod being deleted, or move a passthrough NIC back into a dying namespace),
+   * and decides on a fresh check: the caller's view may be stale by then. True if it repaired.
+   */
+  repair(containerId: string, ifName: string): Promise<boolean> {
+    const key = ownerKey(containerId, ifName);
+    return this.#serial(key, async () => {
+      const rec = this.#allocs.get(key);
+      if (!rec) return false;
+      const pod = this.datapathPod(rec);
+      if ((await this.#d.datapath.check(pod)).length === 0) return false;
+      await this.#d.datapath.setup(pod);
+      return true;
+    });
+  }
+
   /** Releases every allocation not in `validAttachments` (CNI GC). Returns the released keys. */
   async gc(req: GcRequest): Promise<string[]> {
     const keep = new Set(req.validAttachments.map((a) => ownerKey(a.containerId, a.ifName)));
@@ -170,64 +192,72 @@ export class CniService {
     const poolVxnet = this.#d.pool.options.vxnet;
     const vxnet = req.vxnet ?? poolVxnet;
     const dedicated = req.ip !== undefined || (vxnet !== undefined && vxnet !== poolVxnet);
-    const nic = dedicated
-      ? await this.#d.pool.acquireDedicated(key, { vxnet: vxnet!, ip: req.ip })
-      : await this.#d.pool.acquire(key);
-    const rec: AllocationRecord = {
-      containerId: req.containerId,
-      ifName: req.ifName,
-      netns: req.netns,
-      podNamespace: req.podNamespace,
-      podName: req.podName,
-      nicId: nic.id,
-      ip: nic.ip,
-      cidr: nic.cidr,
-      gateway: nic.gateway,
-      table: nic.table,
-      mode,
-      vxnet: nic.vxnet,
-      settings: req.settings,
-      createdAt: this.#now(),
-    };
-    try {
-      if (mode === "passthrough" && req.routes?.length) {
-        rec.routes = await this.#resolveRoutes(req.routes, nic);
-      }
-      await this.#d.store.batch([{
-        type: "put",
-        key: allocKey(req.containerId, req.ifName),
-        value: withoutUndefined(rec),
-      }]);
-      this.#allocs.set(key, rec);
-      const out = await this.#d.datapath.setup(this.datapathPod(rec));
-      rec.hostVeth = out.interfaces.find((i) => i.sandbox === undefined)?.name;
-      await this.#d.store.batch([{
-        type: "put",
-        key: allocKey(req.containerId, req.ifName),
-        value: withoutUndefined(rec),
-      }]);
-      this.#d.logger.info("pod networked", {
+    for (let attempt = 1;; attempt++) {
+      const nic = dedicated
+        ? await this.#d.pool.acquireDedicated(key, { vxnet: vxnet!, ip: req.ip })
+        : await this.#d.pool.acquire(key);
+      const rec: AllocationRecord = {
         containerId: req.containerId,
         ifName: req.ifName,
-        pod: req.podName ? `${req.podNamespace}/${req.podName}` : undefined,
-        ip: rec.ip,
-        nic: rec.nicId,
+        netns: req.netns,
+        podNamespace: req.podNamespace,
+        podName: req.podName,
+        nicId: nic.id,
+        ip: nic.ip,
+        cidr: nic.cidr,
+        gateway: nic.gateway,
+        table: nic.table,
         mode,
-      });
-      return this.#reply(rec, out);
-    } catch (err) {
-      this.#d.logger.warn("ADD failed; undoing", {
-        containerId: req.containerId,
-        err: String(err),
-      });
-      await this.#d.datapath.teardown(this.datapathPod(rec)).catch((e) =>
-        this.#d.logger.error("undo of a failed ADD could not tear down", { err: String(e) })
-      );
-      this.#allocs.delete(key);
-      await this.#d.store.batch([{ type: "del", key: allocKey(req.containerId, req.ifName) }])
-        .catch(() => {});
-      await this.#d.pool.release(nic.id);
-      throw err;
+        vxnet: nic.vxnet,
+        settings: req.settings,
+        createdAt: this.#now(),
+      };
+      try {
+        if (mode === "passthrough" && req.routes?.length) {
+          rec.routes = await this.#resolveRoutes(req.routes, nic);
+        }
+        await this.#d.store.batch([{
+          type: "put",
+          key: allocKey(req.containerId, req.ifName),
+          value: withoutUndefined(rec),
+        }]);
+        this.#allocs.set(key, rec);
+        const out = await this.#d.datapath.setup(this.datapathPod(rec));
+        rec.hostVeth = out.interfaces.find((i) => i.sandbox === undefined)?.name;
+        await this.#d.store.batch([{
+          type: "put",
+          key: allocKey(req.containerId, req.ifName),
+          value: withoutUndefined(rec),
+        }]);
+        this.#d.logger.info("pod networked", {
+          containerId: req.containerId,
+          ifName: req.ifName,
+          pod: req.podName ? `${req.podNamespace}/${req.podName}` : undefined,
+          ip: rec.ip,
+          nic: rec.nicId,
+          mode,
+        });
+        return this.#reply(rec, out);
+      } catch (err) {
+        this.#d.logger.warn("ADD failed; undoing", {
+          containerId: req.containerId,
+          err: String(err),
+        });
+        await this.#d.datapath.teardown(this.datapathPod(rec)).catch((e) =>
+          this.#d.logger.error("undo of a failed ADD could not tear down", { err: String(e) })
+        );
+        this.#allocs.delete(key);
+        await this.#d.store.batch([{ type: "del", key: allocKey(req.containerId, req.ifName) }])
+          .catch(() => {});
+        // A pool NIC whose link is not on the node (lost with a deleted pod namespace, or gone
+        // from the kernel) would fail every pod it is handed to: it leaves the pool, and this
+        // ADD tries another one.
+        const lost = err instanceof NicNotFoundError && !dedicated;
+        if (lost) await this.#d.pool.discard(nic.id);
+        else await this.#d.pool.release(nic.id);
+        if (lost && attempt < LOST_NIC_ATTEMPTS) continue;
+        throw err;
+      }
     }
   }
 

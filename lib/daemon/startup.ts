@@ -4,14 +4,16 @@
  *
  * Recovery rules (a NIC is never deleted while an allocation references it):
  * - store NIC in `creating`/`attaching` that the cloud shows attached to us → `free` (or `inuse` if an
- *   allocation names it); not attached and not referenced → detach/delete via the pool's retry.
+ *   allocation names it), after waiting for its attach job if that may still be running; not
+ *   attached and not referenced → detach/delete via the pool's retry.
  * - store NIC the cloud no longer has → record dropped (allocations naming it are kept: DEL or GC
  *   clears them).
  * - cloud NIC named `hostnic_<instance>` that the store does not know (crash between CreateNics and
  *   the first write) → adopted as `free` if attached here, otherwise deleted.
  */
-import { HostnicError } from "../errors.ts";
+import { errorMessage, HostnicError } from "../errors.ts";
 import type { IaasClient } from "../iaas/mod.ts";
+import { waitJob } from "../iaas/jobs.ts";
 import { describeAllNics } from "../iaas/paginate.ts";
 import type { Logger } from "../log.ts";
 import { describeVxnetFacts } from "../nicpool/cloud.ts";
@@ -81,7 +83,14 @@ export interface Recovered {
 
 export async function recoverState(
   deps: { iaas: IaasClient; store: ServiceStore; logger: Logger; now: () => number },
-  o: { instanceId: string; nicName: string; routeTableBase: number; pooledVxnet?: string },
+  o: {
+    instanceId: string;
+    nicName: string;
+    routeTableBase: number;
+    pooledVxnet?: string;
+    /** Longest wait for an attach job a crash interrupted (default 120 s). */
+    jobTimeoutMs?: number;
+  },
 ): Promise<Recovered> {
   const { iaas, store, logger } = deps;
   const nics = new Map<string, NicRecord>();
@@ -89,7 +98,28 @@ export async function recoverState(
   const allocs = (await store.list<AllocationRecord>("alloc/")).map((e) => e.value);
   const byNic = new Map(allocs.map((a) => [a.nicId, a] as const));
   const actions: string[] = [];
-  const cloud = await describeAllNics(iaas, { nicName: o.nicName });
+  let cloud = await describeAllNics(iaas, { nicName: o.nicName });
+  // Attaches a crash interrupted may still be running in the cloud: wait for their jobs first, so
+  // a NIC about to be attached here is pooled instead of being detached and deleted.
+  const interrupted = new Set<string>();
+  for (const rec of nics.values()) {
+    if ((rec.state !== "creating" && rec.state !== "attaching") || !rec.jobId) continue;
+    const c = cloud.find((x) => x.nic_id === rec.id);
+    if (c && !(c.status === "in-use" && c.instance_id === o.instanceId)) interrupted.add(rec.jobId);
+  }
+  if (interrupted.size > 0) {
+    const waits = await Promise.allSettled(
+      [...interrupted].map((id) =>
+        waitJob(iaas, id, { timeoutMs: o.jobTimeoutMs ?? 120_000, logger })
+      ),
+    );
+    for (const w of waits) {
+      if (w.status === "rejected") {
+        logger.warn("an interrupted attach did not finish", { err: errorMessage(w.reason) });
+      }
+    }
+    cloud = await describeAllNics(iaas, { nicName: o.nicName });
+  }
   const cloudById = new Map(cloud.map((n) => [n.nic_id, n] as const));
   const ops: ({ type: "put"; key: string; value: unknown } | { type: "del"; key: string })[] = [];
 
@@ -111,6 +141,8 @@ export async function recoverState(
     } else if (rec.state === "inuse") {
       rec.state = attachedHere ? "free" : "detaching";
       rec.owner = undefined;
+      // Its pod held this IP until moments ago: it cools down like any released IP.
+      rec.releasedAt = deps.now();
       actions.push(`NIC ${rec.id} had no allocation: ${rec.state}`);
     } else if (rec.state === "creating" || rec.state === "attaching") {
       rec.state = attachedHere && !rec.dedicated ? "free" : "detaching";

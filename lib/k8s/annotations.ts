@@ -6,9 +6,10 @@
  *   hostnic.network.kubesphere.io/vxnet  take the pod's NIC from this vxnet (`vxnet-xxxxxxx`)
  *   hostnic.network.kubesphere.io/ip     fixed pod IP; needs /vxnet (the vxnet it belongs to)
  *   hostnic.network.kubesphere.io/type   `passthrough`: move the NIC itself into the pod
- * Node annotation
+ * Node annotations
  *   hostnic.network.kubesphere.io/vxnet  the vxnet of the node's warm pool; set by hand or, when
  *                                        `pool.vxNets` is configured, by `assignVxnets`
+ *   hostnic.network.kubesphere.io/pool   written by the daemon: its pool's health (JSON)
  *
  * A vxnet holds at most 252 NICs, so it can serve floor(252 / maxNic) nodes.
  */
@@ -21,6 +22,8 @@ export const ANNOTATION_IP = `${ANNOTATION_PREFIX}ip`;
 export const ANNOTATION_TYPE = `${ANNOTATION_PREFIX}type`;
 /** On nodes, the same key as the pod's: the node's pool vxnet. */
 export const NODE_ANNOTATION_VXNET = ANNOTATION_VXNET;
+/** On nodes, written by the daemon: its pool's health as JSON (free, inuse, total, ready …). */
+export const NODE_ANNOTATION_POOL = `${ANNOTATION_PREFIX}pool`;
 
 /** NICs one vxnet can hold (QingCloud limit). */
 export const NICS_PER_VXNET = 252;

@@ -24,6 +24,7 @@ import type {
   PodInfo,
   PodRef,
   WatchEventType,
+  WatchPodsOptions,
 } from "./types.ts";
 
 export interface LoadKubeOptions {
@@ -628,6 +629,7 @@ export class HttpKube implements Kube {
   watchPodsOnNode(
     nodeName: string,
     onEvent: (type: WatchEventType, pod: PodInfo) => void,
+    opts: WatchPodsOptions = {},
   ): KubeWatch {
     checkName("node name", nodeName);
     const op = `watch pods on node "${nodeName}"`;
@@ -659,6 +661,7 @@ export class HttpKube implements Kube {
         else known.set(keyOf(pod), pod);
         onEvent(type, pod);
       },
+      ...(opts.onSynced ? { onSynced: opts.onSynced } : {}),
     });
   }
 
@@ -673,6 +676,8 @@ export class HttpKube implements Kube {
     list: () => Promise<{ items: unknown[]; resourceVersion: string | undefined }>;
     onList: (items: unknown[]) => void;
     onEvent: (type: WatchEventType, obj: unknown) => void;
+    /** true after a list, or once a resumed watch flows again; false when changes may be lost. */
+    onSynced?: (synced: boolean) => void;
   }): KubeWatch {
     const log = this.#log.child({ watch: spec.op });
     const watcher = new k8s.Watch(this.#kc);
@@ -688,6 +693,12 @@ export class HttpKube implements Kube {
       } catch (err) {
         log.warn(`watch ${what} handler failed`, { error: errorMessage(err) });
       }
+    };
+    let synced: boolean | undefined;
+    const setSynced = (value: boolean) => {
+      if (stopped || synced === value || !spec.onSynced) return;
+      synced = value;
+      guard("sync", () => spec.onSynced!(value));
     };
     const sleep = (ms: number) =>
       new Promise<void>((resolve) => {
@@ -716,6 +727,7 @@ export class HttpKube implements Kube {
             if (stopped) break;
             rv = listed.resourceVersion ?? "";
             guard("list", () => spec.onList(listed.items));
+            setSynced(true);
           }
           const done = Promise.withResolvers<unknown>();
           finish = (err?: unknown) => done.resolve(err);
@@ -744,12 +756,14 @@ export class HttpKube implements Kube {
               }
               if (type === "BOOKMARK") {
                 if (version) rv = version;
+                setSynced(true);
                 return;
               }
               if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") return;
               gotEvents = true;
               guard("event", () => spec.onEvent(type, obj));
               if (version) rv = version;
+              setSynced(true);
             },
             (err: unknown) => done.resolve(err),
           );
@@ -776,6 +790,7 @@ export class HttpKube implements Kube {
         }
         if (stopped) break;
         if (gone) {
+          setSynced(false);
           log.info("watch expired (410 Gone); listing again");
           rv = undefined;
           continue;
@@ -784,10 +799,16 @@ export class HttpKube implements Kube {
         const quiet = failure === undefined ||
           (failure as { name?: string })?.name === "TimeoutError";
         if (quiet && (gotEvents || Date.now() - started >= 1000)) {
+          // The stream ran and ended in order: nothing was missed (the resume replays the rest).
+          setSynced(true);
           backoff = this.#backoff.min;
           continue;
         }
         if (failure !== undefined) {
+          setSynced(false);
+          // A caller that tracks completeness gets a fresh list instead of a resume, so the gap is
+          // closed (and reported synced) as soon as the server answers again.
+          if (spec.onSynced) rv = undefined;
           const e = failure instanceof KubeError ? failure : this.#error(spec.op, failure);
           log.warn("watch interrupted; retrying", { error: e.message, retryInMs: backoff });
           if (e.status === 410) rv = undefined;

@@ -71,6 +71,15 @@ export interface KubeWatch extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+export interface WatchPodsOptions {
+  /**
+   * Told whether the pods delivered so far are the complete current set: true after each list
+   * (including an empty one) and once a resumed watch flows again, false when the watch broke and
+   * changes may have been missed (until it lists or resumes).
+   */
+  onSynced?: (synced: boolean) => void;
+}
+
 export interface Kube {
   /** `kubectl get pod -n <ns> <name>`; undefined when it does not exist. */
   getPod(namespace: string, name: string): Promise<PodInfo | undefined>;
@@ -113,6 +122,7 @@ export interface Kube {
   watchPodsOnNode(
     nodeName: string,
     onEvent: (type: WatchEventType, pod: PodInfo) => void,
+    opts?: WatchPodsOptions,
   ): KubeWatch;
   /** Stops every watch this client started. */
   close(): Promise<void>;

@@ -88,8 +88,11 @@ function resolveProgram(name: string): string {
 export class CommandRunner implements Runner {
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const full = inNetns(argv, opts.netns);
-    const cmd = new Deno.Command(resolveProgram(full[0]), {
-      args: full.slice(1),
+    // Inside a namespace the program is started by nsenter, which searches the PATH it inherited
+    // (none under a CNI runtime): give it the resolved path as well.
+    const exec = inNetns([resolveProgram(argv[0]), ...argv.slice(1)], opts.netns);
+    const cmd = new Deno.Command(resolveProgram(exec[0]), {
+      args: exec.slice(1),
       stdin: opts.stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",

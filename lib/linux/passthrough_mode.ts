@@ -219,18 +219,20 @@ export function passthroughResult(spec: PassthroughPodSpec): PodSetupResult {
 
 /**
  * Pod half of the teardown (run first, if the namespace still exists): bring `ifName` down and
- * move it to the node under the name kept in its alias.
+ * move it to the node under the name kept in its alias — unless the node gave that name to another
+ * NIC meanwhile (names are reused as NICs come and go), or there is no alias (not set up by us):
+ * then under a MAC-derived name that cannot clash.
  */
 export function planPassthroughPodTeardown(
   spec: PodTeardownSpec,
   pod: NsState,
-  opts: { nodeNetns?: string },
+  opts: { nodeNetns?: string; nodeLinks?: readonly string[] },
 ): PlanStep[] {
   const link = linkByName(pod, spec.ifName);
   if (!link || !spec.netns) return [];
   if (spec.nicMac && link.mac?.toLowerCase() !== spec.nicMac.toLowerCase()) return [];
-  // Without an alias (not set up by us) fall back to a MAC-derived name that cannot clash.
-  const name = link.alias || fallbackNicName(link.mac ?? "");
+  const taken = link.alias !== undefined && (opts.nodeLinks ?? []).includes(link.alias);
+  const name = link.alias && !taken ? link.alias : fallbackNicName(link.mac ?? "");
   return [{
     kind: "ip",
     role: "pod",

@@ -107,6 +107,13 @@ Deno.test("passthrough teardown: NIC back under its alias, service veth and rule
       'pod: link set dev eth0 netns /run/netns/tdp-n name eth1 alias ""',
     ],
   );
+  // The node gave "eth1" to a NIC attached meanwhile: a MAC-derived name instead of a clash.
+  const moved = formatPlan({
+    what: "t",
+    steps: planPassthroughPodTeardown(spec, pod, { nodeNetns: "tdp-n", nodeLinks: ["lo", "eth1"] }),
+  });
+  assert.match(moved[1], /^pod: link set dev eth0 netns \/run\/netns\/tdp-n name (\S+) alias ""$/);
+  assert.doesNotMatch(moved[1], / name eth1 /);
   // Not our NIC (another MAC): left alone.
   const other = nsState({ links: [link("eth0", "02:00:00:00:00:01", { up: true })] });
   assert.deepEqual(planPassthroughPodTeardown(spec, other, {}), []);

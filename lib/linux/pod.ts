@@ -4,7 +4,7 @@
  * for the CNI plugin's DEL without the daemon (a `PodTeardownSpec` is all it needs).
  */
 import { type Desired, diffDesired } from "./check.ts";
-import { isNetnsMissing, NetnsNotFoundError } from "./errors.ts";
+import { DatapathTeardownError, isNetnsMissing, NetnsNotFoundError } from "./errors.ts";
 import { type NsState, readNsState } from "./ip.ts";
 import {
   nicPodDesired,
@@ -100,34 +100,60 @@ export async function teardownPod(
   opts: NodeOptions = {},
 ): Promise<void> {
   if (spec.mode === "passthrough") return await teardownPassthrough(deps, spec, opts);
-  const node = await readNsState(deps, opts.nodeNetns);
-  const plan = spec.mode === "nic"
-    ? planNicPodTeardown(spec, node, opts)
-    : planSharedPodTeardown(spec, node, opts);
-  await runTeardownPlan(deps, plan);
+  await teardownFresh(deps, async () => {
+    const node = await readNsState(deps, opts.nodeNetns);
+    return spec.mode === "nic"
+      ? planNicPodTeardown(spec, node, opts)
+      : planSharedPodTeardown(spec, node, opts);
+  });
+}
+
+/** Plans (fresh read + batch) a teardown gets before its failures are reported. */
+const TEARDOWN_ATTEMPTS = 3;
+
+/**
+ * Runs the teardown plan `plan` makes from a fresh read of the kernel. A plan comes from one read,
+ * and the node can change before its batch runs: the cloud hot-plugs a NIC under the very name a
+ * released NIC is to get back ("File exists"). Teardown is idempotent, so a failed one is planned
+ * again from a fresh read, a few times.
+ */
+async function teardownFresh(deps: LinuxDeps, plan: () => Promise<Plan>): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    const p = await plan();
+    try {
+      return await runTeardownPlan(deps, p);
+    } catch (err) {
+      if (!(err instanceof DatapathTeardownError) || attempt >= TEARDOWN_ATTEMPTS) throw err;
+    }
+  }
 }
 
 async function teardownPassthrough(deps: LinuxDeps, spec: PodTeardownSpec, opts: NodeOptions) {
-  let podSteps: Plan["steps"] = [];
-  if (spec.netns) {
-    try {
-      podSteps = planPassthroughPodTeardown(spec, await readNsState(deps, spec.netns), opts);
-    } catch (err) {
-      if (!isNetnsMissing(err)) throw err;
-    }
-  }
   const what = `passthrough pod ${spec.ip ?? spec.pod.containerId}`;
-  await runTeardownPlan(deps, { what, steps: podSteps });
-  const node = await readNsState(deps, opts.nodeNetns);
-  await runTeardownPlan(deps, {
+  await teardownFresh(deps, async () => {
+    let steps: Plan["steps"] = [];
+    if (spec.netns) {
+      try {
+        const pod = await readNsState(deps, spec.netns);
+        steps = planPassthroughPodTeardown(spec, pod, {
+          ...opts,
+          nodeLinks: (await readNsState(deps, opts.nodeNetns)).links.map((l) => l.name),
+        });
+      } catch (err) {
+        if (!isNetnsMissing(err)) throw err;
+      }
+    }
+    return { what, steps };
+  });
+  await teardownFresh(deps, async () => ({
     what,
     steps: [{
       kind: "ip",
       role: "node",
       netns: opts.nodeNetns,
-      ops: planPassthroughNodeTeardown(spec, node),
+      ops: planPassthroughNodeTeardown(spec, await readNsState(deps, opts.nodeNetns)),
     }],
-  });
+  }));
 }
 
 /** What CHECK expects for `spec` in the node and pod namespaces. */

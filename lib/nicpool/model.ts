@@ -29,6 +29,11 @@ export interface NicRecord {
   jobId?: string;
   /** Allocation key `<containerId>/<ifName>` while in use. */
   owner?: string;
+  /**
+   * When a pod last gave this NIC back. Its IP is in cooldown until `releasedAt + ipCooldown`: not
+   * handed to another pod while Services, conntrack and peers may still point at the old one.
+   */
+  releasedAt?: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -83,8 +88,10 @@ export interface PoolTargets {
 }
 
 export interface PoolCounts {
-  /** Free NICs in the pool vxnet (not dedicated). */
+  /** Free NICs in the pool vxnet (not dedicated), including those in cooldown. */
   free: number;
+  /** Free NICs whose IP is still in cooldown (part of `free`, not yet handed out). */
+  cooling?: number;
   /** Pool NICs being created or attached. */
   pending: number;
   /** Every NIC this node holds in any state (counts toward maxNic). */
@@ -109,21 +116,23 @@ export interface PoolDemand {
 }
 
 /**
- * Pure sizing decision. Keeps free + pending ≥ poolLow + waiters (so a burst is served by one
- * batch, not one NIC per pod), trims free above poolHigh when nobody waits and demand has been
- * quiet, never exceeds maxNic. While ADDs keep waiting, each further batch is at least
+ * Pure sizing decision. Keeps ready + pending ≥ poolLow + waiters, where ready = free NICs out of
+ * cooldown (so a burst is served by one batch, not one NIC per pod), trims ready NICs above
+ * poolHigh when nobody waits and demand has been quiet (NICs in cooldown are trimmed once they
+ * have cooled), never exceeds maxNic. While ADDs keep waiting, each further batch is at least
  * poolLow·2^streak (at least 1): a burst whose pods arrive spread out is served by a few growing
  * batches instead of one small batch per arrival; the excess is trimmed once demand stops.
  */
 export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): PoolPlan {
+  const ready = c.free - (c.cooling ?? 0);
   const want = t.poolLow + c.waiters;
-  const have = c.free + c.pending;
+  const have = ready + c.pending;
   let create = Math.max(0, want - have);
   if (create > 0 && c.waiters > 0) {
     create = Math.max(create, Math.max(1, t.poolLow) * 2 ** Math.min(d.streak ?? 0, 6));
   }
   create = Math.min(create, Math.max(0, t.maxNic - c.total), 252);
   const quiet = c.waiters === 0 && c.pending === 0 && d.idle !== false;
-  const trim = quiet ? Math.max(0, c.free - t.poolHigh) : 0;
+  const trim = quiet ? Math.max(0, ready - t.poolHigh) : 0;
   return { create, trim };
 }

@@ -48,3 +48,20 @@ Deno.test("planPool grows batches while ADDs keep waiting, and holds NICs until 
   assertEquals(planPool(excess, t, { idle: false }).trim, 0);
   assertEquals(planPool(excess, t, { idle: true }).trim, 5);
 });
+
+Deno.test("planPool: NICs in IP cooldown are not counted as ready, nor trimmed until cooled", () => {
+  // 4 free but all cooling: the pool still needs poolLow ready ones.
+  assertEquals(planPool({ free: 4, cooling: 4, pending: 0, total: 4, waiters: 0 }, targets), {
+    create: 3,
+    trim: 0,
+  });
+  // 9 free, 6 of them cooling: 3 ready ≤ poolHigh, nothing trimmed yet.
+  assertEquals(planPool({ free: 9, cooling: 6, pending: 0, total: 9, waiters: 0 }, targets), {
+    create: 0,
+    trim: 0,
+  });
+  assertEquals(
+    planPool({ free: 9, cooling: 1, pending: 0, total: 9, waiters: 0 }, targets).trim,
+    3,
+  );
+});

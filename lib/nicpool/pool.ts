@@ -12,6 +12,8 @@
  *   instead of starting its own; the batch is sized for every waiter at once.
  * - State changes happen synchronously in memory (no await between the check and the change), so
  *   two concurrent ADDs can never take the same NIC.
+ * - A released IP cools down (`ipCooldownMs`, persisted as `releasedAt`, so it holds across
+ *   restarts) before another pod gets it; free NICs are handed out longest-released first.
  */
 import { HostnicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -82,8 +84,16 @@ export interface PoolOptions extends PoolTargets {
   allocTimeoutMs: number;
   /** Window over which pool needs are gathered into one batch (default 30 ms). */
   batchDelayMs?: number;
-  /** Free NICs above poolHigh are trimmed only after this long without an ADD (default 0). */
+  /**
+   * Free NICs above poolHigh are trimmed only after this long without an ADD or a release
+   * (default 0): a mass deletion is trimmed in one batch once it is over, not one NIC per DEL.
+   */
   trimDelayMs?: number;
+  /**
+   * A released NIC's IP is not handed to another pod for this long (default 0), unless the node
+   * is at maxNic and no other NIC is free: then the one released longest ago is used.
+   */
+  ipCooldownMs?: number;
 }
 
 /** A second batch may start while one is attaching (bursts); more would only multiply API calls. */
@@ -116,6 +126,7 @@ export class NicPool {
   #lastError?: string;
   #kickTimer?: ReturnType<typeof setTimeout>;
   #kickDone?: () => void;
+  #coolTimer?: ReturnType<typeof setTimeout>;
   #batches = 0;
   /** Consecutive failed batches, and when the next may start (exponential backoff). */
   #failures = 0;
@@ -123,7 +134,11 @@ export class NicPool {
   /** Batches started in a row while ADDs waited, and when an ADD last asked for a NIC. */
   #streak = 0;
   #lastDemand = 0;
+  /** When a pod last gave a pool NIC back (trimming waits for releases to stop too). */
+  #lastRelease = 0;
   readonly #inflight = new Set<Promise<void>>();
+  /** NICs a detach is running for right now (a retry must not start a second one). */
+  readonly #detachingNow = new Set<string>();
 
   constructor(deps: PoolDeps, opts: PoolOptions) {
     this.#deps = deps;
@@ -157,18 +172,28 @@ export class NicPool {
     return r && { ...r };
   }
 
-  counts(): { free: number; pending: number; total: number; inuse: number; waiters: number } {
-    let free = 0, pending = 0, inuse = 0;
+  counts(): {
+    free: number;
+    cooling: number;
+    pending: number;
+    total: number;
+    inuse: number;
+    waiters: number;
+  } {
+    let free = 0, cooling = 0, pending = 0, inuse = 0;
+    const now = this.#now();
     for (const n of this.#nics.values()) {
       if (n.dedicated || n.vxnet !== this.#opts.vxnet) {
         if (n.state === "inuse") inuse++;
         continue;
       }
-      if (n.state === "free") free++;
-      else if (n.state === "creating" || n.state === "attaching") pending++;
+      if (n.state === "free") {
+        free++;
+        if (this.#coolsUntil(n) > now) cooling++;
+      } else if (n.state === "creating" || n.state === "attaching") pending++;
       else if (n.state === "inuse") inuse++;
     }
-    return { free, pending, inuse, total: this.#nics.size, waiters: this.#waiters.length };
+    return { free, cooling, pending, inuse, total: this.#nics.size, waiters: this.#waiters.length };
   }
 
   /**
@@ -218,6 +243,20 @@ export class NicPool {
     return { ...nic };
   }
 
+  /**
+   * Takes a NIC that cannot serve pods out of the pool (its link is not on the node: lost with a
+   * deleted pod namespace, or gone from the kernel): detached and deleted instead of going back
+   * to the pool, where it would fail every pod it is handed to. The pool refills.
+   */
+  async discard(id: string): Promise<void> {
+    const nic = this.#nics.get(id);
+    if (!nic || nic.state === "detaching") return;
+    this.#setState(nic, "detaching", undefined);
+    await this.#persist(nic);
+    this.#track(this.#detach([nic]));
+    this.kick();
+  }
+
   /** Gives the NIC back: pool NICs become free, dedicated ones are detached and deleted. */
   async release(id: string): Promise<void> {
     const nic = this.#nics.get(id);
@@ -228,16 +267,12 @@ export class NicPool {
       this.#track(this.#detach([nic]));
       return;
     }
-    // Serve a waiter directly when one is queued: no cloud call needed.
-    const w = this.#waiters.shift();
-    if (w) {
-      clearTimeout(w.timer);
-      this.#setState(nic, "inuse", w.owner);
-      w.resolve(nic);
-      return;
-    }
+    nic.releasedAt = this.#now();
+    this.#lastRelease = nic.releasedAt;
     this.#setState(nic, "free", undefined);
     await this.#persist(nic);
+    // A waiter gets it at once only when cooldown allows (no cooldown, or nothing else to give).
+    this.#serveWaiters();
     this.kick();
   }
 
@@ -272,15 +307,24 @@ export class NicPool {
       do {
         this.#again = false;
         if (!this.#opts.vxnet) return;
+        this.#serveWaiters();
         const counts = this.counts();
         // A burst whose pods arrive spread out has moments without waiters: the batch size only
         // falls back once demand has been quiet for trimDelayMs.
-        const idle = this.#now() - this.#lastDemand >= (this.#opts.trimDelayMs ?? 0);
+        const trimDelay = this.#opts.trimDelayMs ?? 0;
+        const idle = this.#now() - this.#lastDemand >= trimDelay;
         if (idle && counts.waiters === 0) this.#streak = 0;
-        const plan = planPool(counts, this.#opts, { streak: this.#streak, idle });
+        const released = this.#now() - this.#lastRelease >= trimDelay;
+        const plan = planPool(counts, this.#opts, { streak: this.#streak, idle: idle && released });
         if (plan.trim > 0) {
+          // Only cooled NICs: deleting one in cooldown would give its IP back to the cloud,
+          // which may hand it to another pod at once.
+          const now = this.#now();
           const victims = [...this.#nics.values()]
-            .filter((n) => n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet)
+            .filter((n) =>
+              n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet &&
+              this.#coolsUntil(n) <= now
+            )
             .slice(0, plan.trim);
           for (const v of victims) this.#setState(v, "detaching", undefined);
           await this.#persistAll(victims);
@@ -318,6 +362,7 @@ export class NicPool {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#kickTimer);
+    clearTimeout(this.#coolTimer);
     this.#kickDone?.();
     for (const w of this.#waiters.splice(0)) {
       clearTimeout(w.timer);
@@ -331,13 +376,45 @@ export class NicPool {
   // ---- internals ----
 
   #takeFree(owner: string): NicRecord | undefined {
+    const n = this.#nextFree();
+    if (n) this.#setState(n, "inuse", owner);
+    return n;
+  }
+
+  /** End of a NIC's IP cooldown (0 when it never served a pod). */
+  #coolsUntil(n: NicRecord): number {
+    return n.releasedAt === undefined ? 0 : n.releasedAt + (this.#opts.ipCooldownMs ?? 0);
+  }
+
+  /**
+   * The free pool NIC to hand out next: released longest ago first, skipping NICs in cooldown
+   * unless the node is at maxNic (then waiting would never end: the longest-cooled is used).
+   */
+  #nextFree(): NicRecord | undefined {
+    let best: NicRecord | undefined;
     for (const n of this.#nics.values()) {
-      if (n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet) {
-        this.#setState(n, "inuse", owner);
-        return n;
-      }
+      if (n.state !== "free" || n.dedicated || n.vxnet !== this.#opts.vxnet) continue;
+      if (!best || (n.releasedAt ?? 0) < (best.releasedAt ?? 0)) best = n;
     }
-    return undefined;
+    if (!best || this.#coolsUntil(best) <= this.#now()) return best;
+    return this.#nics.size >= this.#opts.maxNic ? best : undefined;
+  }
+
+  /** With ADDs waiting and NICs cooling, look again when the first of them has cooled. */
+  #wakeOnCooled(): void {
+    if (this.#waiters.length === 0 || this.#coolTimer !== undefined || this.#closed) return;
+    let first = Infinity;
+    const now = this.#now();
+    for (const n of this.#nics.values()) {
+      if (n.state !== "free" || n.dedicated || n.vxnet !== this.#opts.vxnet) continue;
+      const until = this.#coolsUntil(n);
+      if (until > now) first = Math.min(first, until);
+    }
+    if (first === Infinity) return;
+    this.#coolTimer = setTimeout(() => {
+      this.#coolTimer = undefined;
+      this.kick();
+    }, first - now + 1);
   }
 
   #wait(owner: string): Promise<NicRecord> {
@@ -366,13 +443,14 @@ export class NicPool {
     });
   }
 
-  /** Hands freshly attached pool NICs to waiters first. */
+  /** Hands free pool NICs (freshly attached, released, or cooled) to waiters, oldest first. */
   #serveWaiters(): void {
     while (this.#waiters.length > 0) {
-      const nic = [...this.#nics.values()].find((n) =>
-        n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet
-      );
-      if (!nic) return;
+      const nic = this.#nextFree();
+      if (!nic) {
+        this.#wakeOnCooled();
+        return;
+      }
       const w = this.#waiters.shift()!;
       clearTimeout(w.timer);
       this.#setState(nic, "inuse", w.owner);
@@ -471,21 +549,26 @@ export class NicPool {
       return created;
     } catch (err) {
       for (const ph of placeholders) this.#nics.delete(ph.id);
-      this.#lastError = err instanceof Error ? err.message : String(err);
-      logger.error("creating/attaching NICs failed", { err: this.#lastError, vxnet: o.vxnet });
+      const why = err instanceof Error ? err.message : String(err);
+      logger.error("creating/attaching NICs failed", { err: why, vxnet: o.vxnet, owner: o.owner });
       if (created.length) {
         for (const n of created) this.#setState(n, "detaching", undefined);
         await this.#persistAll(created).catch(() => {});
         this.#track(this.#detach(created));
       }
-      // Back off before the next batch (the cloud client already retried transient errors), so a
-      // lasting failure (quota, permissions) does not turn into a storm of CreateNics calls; a
-      // waiter is retried for at the end of the backoff rather than left until its timeout.
-      this.#failures++;
-      const delay = Math.min(30_000, 1000 * 2 ** (this.#failures - 1));
-      this.#retryAt = this.#now() + delay;
-      if (this.#waiters.length > 0 && !this.#closed) setTimeout(() => this.kick(), delay);
-      throw new PoolError("IAAS_FAILED", `Could not create and attach a NIC: ${this.#lastError}`, {
+      // A dedicated NIC's failure (one pod's taken IP, say) is that pod's error: it neither marks
+      // the pool unhealthy nor delays the pool's refills.
+      if (!o.dedicated) {
+        this.#lastError = why;
+        // Back off before the next batch (the cloud client already retried transient errors),
+        // so a lasting failure (quota, permissions) does not turn into a storm of CreateNics
+        // calls; a waiter is retried for at the end of the backoff rather than at its timeout.
+        this.#failures++;
+        const delay = Math.min(30_000, 1000 * 2 ** (this.#failures - 1));
+        this.#retryAt = this.#now() + delay;
+        if (this.#waiters.length > 0 && !this.#closed) setTimeout(() => this.kick(), delay);
+      }
+      throw new PoolError("IAAS_FAILED", `Could not create and attach a NIC: ${why}`, {
         retryable: true,
         cause: err,
       });
@@ -503,6 +586,7 @@ export class NicPool {
   async #detach(nics: NicRecord[]): Promise<void> {
     const { cloud, logger } = this.#deps;
     const ids = nics.map((n) => n.id);
+    for (const id of ids) this.#detachingNow.add(id);
     try {
       const where = await cloud.nicStatus(ids);
       const attached = ids.filter((id) => {
@@ -531,14 +615,75 @@ export class NicPool {
     } catch (err) {
       logger.warn("detaching/deleting NICs failed; will retry", { nics: ids, err: String(err) });
     } finally {
+      for (const id of ids) this.#detachingNow.delete(id);
       this.#deps.onChange?.();
     }
   }
 
-  /** Retries detaching NICs stuck in "detaching" (called by the repair loop). */
-  async retryDetaching(): Promise<void> {
-    const stuck = [...this.#nics.values()].filter((n) => n.state === "detaching");
+  /** Takes an owned NIC found attached here but unknown to the store (GC) into the pool. */
+  async adopt(rec: NicRecord): Promise<void> {
+    if (this.#nics.has(rec.id)) return;
+    const n: NicRecord = {
+      ...rec,
+      table: nextTable(this.#nics.values(), this.#opts.routeTableBase),
+      state: "free",
+      owner: undefined,
+      jobId: undefined,
+    };
+    this.#nics.set(n.id, n);
+    await this.#persist(n);
+    this.#deps.onChange?.();
+    this.#serveWaiters();
+  }
+
+  /** Drops the record of a NIC that is gone from the cloud or now belongs elsewhere (GC). */
+  async forget(id: string): Promise<void> {
+    const n = this.#nics.get(id);
+    if (!n || n.state === "inuse") return;
+    this.#nics.delete(id);
+    await this.#deps.store.batch([{ type: "del", key: nicKey(id) }]);
+    this.#deps.onChange?.();
+  }
+
+  /**
+   * Detaches (if attached here) and deletes NICs nobody uses: free pool records or owned cloud
+   * NICs the store does not know (GC). NICs in use are never touched.
+   */
+  async collect(nics: { id: string; vxnet: string; ip: string }[]): Promise<void> {
+    const victims: NicRecord[] = [];
+    const now = this.#now();
+    for (const c of nics) {
+      const known = this.#nics.get(c.id);
+      if (known && known.state !== "free" && known.state !== "detaching") continue;
+      const n: NicRecord = known ?? {
+        ...c,
+        cidr: "",
+        gateway: "",
+        table: 0,
+        state: "detaching",
+        dedicated: false,
+        createdAt: now,
+        updatedAt: now,
+      };
+      this.#nics.set(n.id, n);
+      this.#setState(n, "detaching", undefined);
+      victims.push(n);
+    }
+    await this.#persistAll(victims);
+    if (victims.length) await this.#detach(victims);
+  }
+
+  /** Retries detaching NICs stuck in "detaching" (all, or these ids), skipping those in flight. */
+  async retryDetaching(ids?: string[]): Promise<void> {
+    const stuck = [...this.#nics.values()].filter((n) =>
+      n.state === "detaching" && !this.#detachingNow.has(n.id) && (!ids || ids.includes(n.id))
+    );
     if (stuck.length) await this.#detach(stuck);
+  }
+
+  /** Cidr and gateway of a vxnet (cached for the pool's own). */
+  vxnetInfo(id: string): Promise<{ id: string; cidr: string; gateway: string }> {
+    return this.#vxnet(id);
   }
 
   #setState(n: NicRecord, state: NicRecord["state"], owner: string | undefined): void {

@@ -74,7 +74,7 @@ class FakeCloud implements PoolCloud {
   }
 }
 
-function setup(over: Partial<PoolOptions> = {}) {
+function setup(over: Partial<PoolOptions> = {}, now?: () => number) {
   const cloud = new FakeCloud();
   const writes: unknown[] = [];
   const pool = new NicPool(
@@ -88,6 +88,7 @@ function setup(over: Partial<PoolOptions> = {}) {
         },
       },
       logger: nullLogger,
+      now,
     },
     {
       instanceId: "i-test",
@@ -179,5 +180,134 @@ Deno.test("a pool without a vxnet refuses plain ADDs with a clear, non-retryable
     () => pool.acquire("a/eth0"),
     (e: unknown) => e instanceof PoolError && e.code === "NO_POOL_VXNET" && !e.retryable,
   );
+  await pool.close();
+});
+
+Deno.test("a released IP cools down: the next pod gets another NIC, oldest released first", async () => {
+  let t = 1_000_000;
+  const { cloud, pool, writes } = setup({ ipCooldownMs: 30_000, poolHigh: 10 }, () => t);
+  pool.kick();
+  await pool.settle();
+  const a = await pool.acquire("a/eth0");
+  await pool.release(a.id);
+  assert.ok(
+    writes.some((w) => JSON.stringify(w).includes(`"releasedAt":${t}`)),
+    "releasedAt is persisted, so cooldown holds across restarts",
+  );
+  t += 1000;
+  const b = await pool.acquire("b/eth0");
+  assert.notEqual(b.ip, a.ip);
+  assert.equal(pool.counts().cooling, 1);
+  // Two ready NICs left: the cooling one is not counted as ready, so the pool refills.
+  await pool.settle();
+  assert.equal(cloud.calls.CreateNics, 2);
+  t += 30_000;
+  assert.equal(pool.counts().cooling, 0);
+  // Never-used NICs first, then the longest-released.
+  const taken = [];
+  const free = pool.counts().free;
+  for (let i = 0; i < free; i++) taken.push(await pool.acquire(`x${i}/eth0`));
+  assert.equal(taken.at(-1)!.id, a.id);
+  await pool.close();
+});
+
+Deno.test("at maxNic a pod gets the longest-cooled NIC instead of waiting forever", async () => {
+  let t = 5_000_000;
+  const { pool } = setup({ ipCooldownMs: 60_000, poolLow: 2, poolHigh: 2, maxNic: 2 }, () => t);
+  const a = await pool.acquire("a/eth0");
+  const b = await pool.acquire("b/eth0");
+  await pool.release(b.id);
+  t += 10;
+  await pool.release(a.id);
+  t += 10;
+  const c = await pool.acquire("c/eth0");
+  assert.equal(c.id, b.id);
+  await pool.close();
+});
+
+Deno.test("an ADD waiting while the cloud fails gets a NIC as soon as its cooldown ends", async () => {
+  const { cloud, pool } = setup({ ipCooldownMs: 150, poolLow: 1, poolHigh: 1, maxNic: 5 });
+  const a = await pool.acquire("a/eth0");
+  await pool.settle();
+  const spare = pool.list().find((n) => n.state === "free")!;
+  await pool.acquire("s/eth0");
+  cloud.failCreate = 1000;
+  await pool.release(a.id);
+  const released = Date.now();
+  const c = await pool.acquire("c/eth0");
+  assert.equal(c.id, a.id);
+  assert.ok(Date.now() - released >= 140, "handed out only after its cooldown");
+  assert.notEqual(spare.id, c.id);
+  await pool.close();
+});
+
+Deno.test("a failed dedicated NIC is that pod's error: the pool stays healthy and refills", async () => {
+  const { cloud, pool } = setup();
+  cloud.failCreate = 1;
+  await assert.rejects(
+    () => pool.acquireDedicated("a/eth0", { vxnet: "vxnet-other", ip: "172.20.1.99" }),
+    (e: unknown) => e instanceof PoolError && e.code === "IAAS_FAILED",
+  );
+  assert.equal(pool.lastError, undefined);
+  pool.kick();
+  await pool.settle();
+  assert.equal(pool.counts().free, 3, "no backoff delayed the refill");
+  await pool.close();
+});
+
+Deno.test("a mass release is trimmed in one batch once releases have stopped", async () => {
+  let t = 9_000_000;
+  const { cloud, pool } = setup({ poolLow: 2, poolHigh: 2, trimDelayMs: 1000 }, () => t);
+  const got = await Promise.all(Array.from({ length: 10 }, (_, i) => pool.acquire(`c${i}/eth0`)));
+  await pool.settle();
+  t += 5000;
+  // Pods go one after another, a little apart: nothing is trimmed while they keep going.
+  for (const n of got) {
+    await pool.release(n.id);
+    await pool.settle();
+    t += 200;
+  }
+  assert.equal(cloud.calls.DetachNics ?? 0, 0, "no trim while releases keep coming");
+  assert.ok(pool.counts().free > 2);
+  t += 1000;
+  pool.kick();
+  await pool.settle();
+  assert.equal(pool.counts().free, 2);
+  assert.equal(cloud.calls.DetachNics, 1, "the excess went in one DetachNics");
+  assert.equal(cloud.calls.DeleteNics, 1);
+  await pool.close();
+});
+
+Deno.test("a discarded NIC is detached and deleted, never handed out again", async () => {
+  const { cloud, pool } = setup({ poolLow: 1, poolHigh: 1 });
+  const bad = await pool.acquire("a/eth0");
+  await pool.discard(bad.id);
+  await pool.settle();
+  assert.ok(!cloud.nics.has(bad.id), "deleted in the cloud");
+  assert.equal(pool.get(bad.id), undefined);
+  const next = await pool.acquire("b/eth0");
+  assert.notEqual(next.id, bad.id);
+  await pool.settle();
+  assert.equal(pool.counts().free, 1, "the pool refilled");
+  await pool.close();
+});
+
+Deno.test("trimming never deletes a NIC whose IP is in cooldown", async () => {
+  let t = 9_000_000;
+  const { cloud, pool } = setup({ ipCooldownMs: 30_000, poolLow: 1, poolHigh: 1 }, () => t);
+  const a = await pool.acquire("a/eth0");
+  await pool.settle();
+  const b = await pool.acquire("b/eth0");
+  await pool.settle();
+  await pool.release(b.id); // cools until t + 30 s
+  await pool.settle();
+  t += 20_000;
+  await pool.release(a.id); // cools until t + 50 s; listed before b
+  await pool.settle();
+  t += 11_000; // b has cooled, a has not: two ready NICs (b and a never-used one) > poolHigh
+  pool.kick();
+  await pool.settle();
+  assert.ok(cloud.nics.has(a.id), "the NIC in cooldown is kept");
+  assert.ok(!cloud.nics.has(b.id), "a cooled NIC is trimmed instead");
   await pool.close();
 });

@@ -38,6 +38,17 @@ export interface ClusterOptions {
   pool?: Record<string, unknown>;
   /** Extra `daemon start` flags. */
   daemonArgs?: string[];
+  /** `--vxnets` of every daemon (default `[POD_VXNET]`); `[]` leaves the flag out. */
+  vxnets?: string[];
+  /**
+   * false: the daemons get neither `--config` nor `--PoolSize`, so their config comes from the
+   * defaults or (with Kubernetes) the ConfigMap. Default true.
+   */
+  configFile?: boolean;
+  /** false: `start` leaves the daemons to the test (`node.startDaemon(args)`). Default true. */
+  startDaemons?: boolean;
+  /** The daemons' `iaas` config section (e.g. `{ callsPerSecond, burst }`). */
+  iaas?: Record<string, unknown>;
   /** Extra simulator knobs. */
   knobs?: Record<string, unknown>;
   /** Called with each line the processes print on stderr (default: kept in files only). */
@@ -112,7 +123,10 @@ export class ClusterNode {
   }
 
   /** Starts `hostnic daemon start` inside the node namespace. */
-  async startDaemon(extraArgs: string[] = []): Promise<void> {
+  async startDaemon(
+    extraArgs: string[] = [],
+    o: { env?: Record<string, string> } = {},
+  ): Promise<void> {
     await Deno.mkdir(this.dir, { recursive: true });
     const c = this.cluster;
     const args = [
@@ -124,8 +138,7 @@ export class ClusterNode {
       MAIN,
       "daemon",
       "start",
-      "--config",
-      c.configFile,
+      ...(c.options.configFile === false ? [] : ["--config", c.configFile]),
       "--QyAccessFilePath",
       c.clientConfigFile,
       "--instance-id",
@@ -136,10 +149,11 @@ export class ClusterNode {
       this.socket,
       "--manageAddr",
       "127.0.0.1:31081",
-      "--vxnets",
-      POD_VXNET,
+      ...((c.options.vxnets ?? [POD_VXNET]).length > 0
+        ? ["--vxnets", (c.options.vxnets ?? [POD_VXNET]).join(",")]
+        : []),
       // --PoolSize sets poolLow = poolHigh; left out when the test sets them in the file.
-      ...(c.options.pool?.poolLow === undefined
+      ...(c.options.pool?.poolLow === undefined && c.options.configFile !== false
         ? ["--PoolSize", String(c.options.poolSize ?? 3)]
         : []),
       ...(c.options.daemonArgs ?? []),
@@ -150,7 +164,7 @@ export class ClusterNode {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...o.env },
     }).spawn();
     this.#exit = undefined;
     const child = this.daemon;
@@ -353,8 +367,10 @@ export class Cluster implements AsyncDisposable {
       await c.#startSim();
       const n = options.nodes ?? 2;
       for (let i = 1; i <= n; i++) c.nodes.push(new ClusterNode(c, `i-tbnode${i}`));
-      await Promise.all(c.nodes.map((node) => node.startDaemon()));
-      await Promise.all(c.nodes.map((node) => node.waitReady()));
+      if (options.startDaemons !== false) {
+        await Promise.all(c.nodes.map((node) => node.startDaemon()));
+        await Promise.all(c.nodes.map((node) => node.waitReady()));
+      }
       return c;
     } catch (err) {
       await c.close();
@@ -409,7 +425,14 @@ export class Cluster implements AsyncDisposable {
     await Deno.writeTextFile(this.scenarioFile, toYaml(scenario));
     await Deno.writeTextFile(
       this.configFile,
-      JSON.stringify({ pool: { ...(this.options.pool ?? {}) } }, null, 2),
+      JSON.stringify(
+        {
+          pool: { ...(this.options.pool ?? {}) },
+          ...(this.options.iaas ? { iaas: this.options.iaas } : {}),
+        },
+        null,
+        2,
+      ),
     );
     this.sim = new Deno.Command(Deno.execPath(), {
       args: [

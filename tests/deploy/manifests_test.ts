@@ -224,6 +224,12 @@ Deno.test("the DaemonSet's pod: host network, privileged, probes on manageAddr, 
     "spec.nodeName",
   );
   assert.equal(flagValue(daemon.args, "--node-name"), "$(MY_NODE_NAME)");
+  // The daemon's own namespace (hostnic-cfg-cm, RBAC Role) and pod (its events) come from the
+  // downward API.
+  const fieldOf = (name: string) =>
+    daemon.env.find((e: Obj) => e.name === name)?.valueFrom?.fieldRef?.fieldPath;
+  assert.equal(fieldOf("POD_NAMESPACE"), "metadata.namespace");
+  assert.equal(fieldOf("POD_NAME"), "metadata.name");
   assert.equal(daemonSet.metadata.namespace, "kube-system");
   assert.deepEqual(daemonSet.spec.selector.matchLabels, { app: "hostnic-node" });
   assert.equal(daemonSet.spec.template.metadata.labels.app, "hostnic-node");

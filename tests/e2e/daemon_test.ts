@@ -40,7 +40,14 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    await using c = await Cluster.start({ nodes: 2, poolSize: 3, jobLatencyMs: 200 });
+    // A short IP cooldown: the steps below check that released NICs are trimmed back to
+    // poolHigh, which waits until their IPs have cooled (gc_test covers the default cooldown).
+    await using c = await Cluster.start({
+      nodes: 2,
+      poolSize: 3,
+      jobLatencyMs: 200,
+      pool: { ipCooldown: 2 },
+    });
     const [n1, n2] = c.nodes;
 
     await t.step("the initial fill is one CreateNics and one AttachNics per node", async () => {

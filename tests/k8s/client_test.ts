@@ -299,6 +299,32 @@ Deno.test("watchPodsOnNode sees this node's pods only, and stop() ends it", asyn
   assert.equal(seen.length, 4, "no callbacks after stop()");
 });
 
+Deno.test("watchPodsOnNode reports when its pods are complete, and relists after a break", async () => {
+  await using fx = await fixture();
+  fx.fake.addPod({ name: "a", nodeName: "node-1" });
+  const seen: [WatchEventType, string][] = [];
+  const synced: boolean[] = [];
+  const w = fx.kube.watchPodsOnNode("node-1", (type, pod) => seen.push([type, pod.name]), {
+    onSynced: (s) => synced.push(s),
+  });
+  try {
+    await waitFor("listed", () => synced.length === 1);
+    assert.deepEqual(synced, [true]);
+    await waitFor("watch open", () => fx.fake.openWatches === 1);
+    fx.fake.addPod({ name: "b", nodeName: "node-1" });
+    await waitFor("event", () => seen.length === 2);
+    // The stream ends and the reconnect fails: not synced until the server answers a list again.
+    fx.fake.failNext({ method: "GET", path: /^\/api\/v1\/pods$/, status: 500, times: 1 });
+    fx.fake.remove("pods", "default", "a");
+    fx.fake.dropWatches();
+    await waitFor("synced again", () => synced.length === 3);
+    assert.deepEqual(synced, [true, false, true]);
+    assert.deepEqual(seen.slice(2).filter(([t]) => t !== "ADDED"), [["DELETED", "a"]]);
+  } finally {
+    await w.stop();
+  }
+});
+
 Deno.test("API errors become KubeError naming the operation, without secrets", async () => {
   await using fx = await fixture();
   fx.fake.failNext({

@@ -281,3 +281,42 @@ Deno.test("nic mode: setup into a missing pod namespace fails as NETNS_NOT_FOUND
   assert.equal(err.netns, `/run/netns/${lab.name("gone")}`);
   assert.deepEqual(diffDumps(before, await lab.dump(vpc.node)), []);
 });
+
+/**
+ * Gives the NIC's old name to a new link right before the teardown batch that renames the NIC
+ * back, as the cloud does when it hot-plugs another NIC at that moment.
+ */
+class TakeNameBeforeRename implements Runner {
+  #inner = new CommandRunner();
+  taken = false;
+  constructor(readonly netns: string, readonly name: string) {}
+  async run(argv: readonly string[], opts: { netns?: string; stdin?: string } = {}) {
+    const renames = opts.stdin?.includes(` name ${this.name} alias`) ?? false;
+    if (!this.taken && opts.netns === this.netns && argv.includes("-batch") && renames) {
+      this.taken = true;
+      await this.#inner.run(["ip", "link", "add", this.name, "type", "veth", "peer", "tkpeer"], {
+        netns: this.netns,
+      });
+    }
+    return await this.#inner.run(argv, opts);
+  }
+}
+
+Deno.test("nic mode: teardown succeeds when the NIC's old name is taken just before the rename", async () => {
+  const { lab, vpc } = await newNode();
+  await using _lab = lab;
+  const nic = await vpc.attachNic();
+  const spec = nicSpec(vpc, nic, await vpc.addPod(), 10);
+  const opts = { nodeNetns: vpc.node };
+  await setupPod(deps, spec, opts);
+  const runner = new TakeNameBeforeRename(vpc.node, nic.name);
+  await teardownPod({ runner }, teardownOf(spec), opts);
+  assert.ok(runner.taken, "the name was taken mid-teardown");
+  const links = await lab.ipJson<Json[]>(vpc.node, "-d link show");
+  const nicLink = links.find((l) => l.address === nic.mac)!;
+  assert.equal(nicLink.ifname, `hn${nic.mac.replaceAll(":", "")}`);
+  assert.ok(!(nicLink.flags as string[]).includes("UP"));
+  assert.deepEqual(await lab.ipJson(vpc.node, "route show table 270"), []);
+  const rules = await lab.ipJson<Json[]>(vpc.node, "rule show");
+  assert.ok(!rules.some((r) => r.src === spec.ip || r.dst === spec.ip), JSON.stringify(rules));
+});

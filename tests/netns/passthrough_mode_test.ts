@@ -186,3 +186,34 @@ Deno.test("passthrough: legacy gateway NIC carries serviceCIDR through the vxnet
   await teardownGatewayNic(deps, gwSpec, opts);
   assert.deepEqual(diffDumps(before, await lab.dump(vpc.node)), []);
 });
+
+/** Gives `name` to a new node link right before the batch in `podNs` that moves the NIC back. */
+class TakeNameBeforeMoveBack {
+  #inner = new CommandRunner();
+  taken = false;
+  constructor(readonly podNs: string, readonly nodeNs: string, readonly name: string) {}
+  async run(argv: readonly string[], opts: { netns?: string; stdin?: string } = {}) {
+    const moves = opts.stdin?.includes(` name ${this.name} alias`) ?? false;
+    if (!this.taken && opts.netns === this.podNs && argv.includes("-batch") && moves) {
+      this.taken = true;
+      await this.#inner.run(["ip", "link", "add", this.name, "type", "veth", "peer", "tkpeer"], {
+        netns: this.nodeNs,
+      });
+    }
+    return await this.#inner.run(argv, opts);
+  }
+}
+
+Deno.test("passthrough: teardown succeeds when the NIC's old name is taken just before the move back", async () => {
+  const { lab, vpc, opts } = await node();
+  await using _lab = lab;
+  const nic = await vpc.attachNic();
+  const spec = ptSpec(vpc, nic, await vpc.addPod(), 5);
+  await setupPod(deps, spec, opts);
+  const runner = new TakeNameBeforeMoveBack(spec.netns, vpc.node, nic.name);
+  await teardownPod({ runner }, teardownOf(spec), opts);
+  assert.ok(runner.taken, "the name was taken mid-teardown");
+  const nodeLinks = await lab.ipJson<Json[]>(vpc.node, "link show");
+  const back = nodeLinks.find((l) => l.address === nic.mac);
+  assert.equal(back?.ifname, `hn${nic.mac.replaceAll(":", "")}`, "back on the node, renamed");
+});

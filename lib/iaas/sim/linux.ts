@@ -197,8 +197,12 @@ export interface LinuxDeps {
   logger: Logger;
 }
 
-/** Errors that mean "already gone" when deleting. */
-const GONE = /Cannot find device|No such file or directory|No such process|not found/i;
+/**
+ * Errors that mean "already gone" when deleting. "No such device" is a veth whose peer's
+ * namespace was just deleted (a passthrough pod's NIC): the kernel is still unregistering it.
+ */
+const GONE =
+  /Cannot find device|No such device|No such file or directory|No such process|not found/i;
 
 export class LinuxNetwork {
   readonly topology: Topology;
@@ -376,7 +380,8 @@ export class LinuxNetwork {
   }
 }
 
-function onlyGone(stderr: string): boolean {
+/** Whether every error line of a forced `ip -batch` says "already gone". */
+export function onlyGone(stderr: string): boolean {
   const lines = stderr.split("\n").map((l) => l.trim()).filter((l) =>
     l !== "" && !/^Command failed/.test(l)
   );

@@ -3,6 +3,7 @@ import { parseIp } from "./ip.ts";
 import {
   buildTopology,
   freeEthNames,
+  onlyGone,
   plugScript,
   primaryScript,
   stableMac,
@@ -78,4 +79,11 @@ Deno.test("scripts: plug registers the NIC with the SDN emulation, unplug undoes
 
 Deno.test("new NICs get the lowest free eth<N>", () => {
   assert.deepEqual(freeEthNames(new Set(["lo", "eth0", "eth2"]), 3), ["eth1", "eth3", "eth4"]);
+});
+
+Deno.test("unplugging forgives links already gone, or going with a deleted namespace", () => {
+  assert.ok(onlyGone('Cannot find device "n0000000a"\nCommand failed -:1\n'));
+  assert.ok(onlyGone("RTNETLINK answers: No such device\nCommand failed -:7\n"));
+  assert.ok(onlyGone("RTNETLINK answers: No such file or directory\nCommand failed -:2\n"));
+  assert.ok(!onlyGone("RTNETLINK answers: File exists\nCommand failed -:1\n"));
 });
