@@ -16,7 +16,7 @@ export interface DaemonMetrics {
 export function createMetrics(nodeName: string): DaemonMetrics {
   const registry = new client.Registry();
   registry.setDefaultLabels({ node_name: nodeName });
-  client.collectDefaultMetrics({ register: registry, prefix: "hostnic_process_" });
+  client.collectDefaultMetrics({ register: registry, prefix: "hostnic_" });
   const reg = [registry];
   return {
     registry,

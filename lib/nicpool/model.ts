@@ -131,6 +131,9 @@ export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): Poo
   if (create > 0 && c.waiters > 0) {
     create = Math.max(create, Math.max(1, t.poolLow) * 2 ** Math.min(d.streak ?? 0, 6));
   }
+  // NICs in cooldown do not make the node grow past poolHigh free NICs: from there on the pool
+  // hands out the longest-cooled one instead (see NicPool), so churn never fills a vxnet.
+  if ((c.cooling ?? 0) > 0) create = Math.min(create, Math.max(0, t.poolHigh - c.free - c.pending));
   create = Math.min(create, Math.max(0, t.maxNic - c.total), 252);
   const quiet = c.waiters === 0 && c.pending === 0 && d.idle !== false;
   const trim = quiet ? Math.max(0, ready - t.poolHigh) : 0;

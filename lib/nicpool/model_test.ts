@@ -50,11 +50,20 @@ Deno.test("planPool grows batches while ADDs keep waiting, and holds NICs until 
 });
 
 Deno.test("planPool: NICs in IP cooldown are not counted as ready, nor trimmed until cooled", () => {
-  // 4 free but all cooling: the pool still needs poolLow ready ones.
-  assertEquals(planPool({ free: 4, cooling: 4, pending: 0, total: 4, waiters: 0 }, targets), {
+  // 2 free, both cooling: the pool still needs poolLow ready ones…
+  assertEquals(planPool({ free: 2, cooling: 2, pending: 0, total: 2, waiters: 0 }, targets), {
     create: 3,
     trim: 0,
   });
+  // …but cooldown never grows it past poolHigh (5) free NICs: then the longest-cooled goes out.
+  assertEquals(
+    planPool({ free: 4, cooling: 4, pending: 0, total: 4, waiters: 0 }, targets).create,
+    1,
+  );
+  assertEquals(
+    planPool({ free: 5, cooling: 5, pending: 0, total: 5, waiters: 0 }, targets).create,
+    0,
+  );
   // 9 free, 6 of them cooling: 3 ready ≤ poolHigh, nothing trimmed yet.
   assertEquals(planPool({ free: 9, cooling: 6, pending: 0, total: 9, waiters: 0 }, targets), {
     create: 0,

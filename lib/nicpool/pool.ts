@@ -96,7 +96,10 @@ export interface PoolOptions extends PoolTargets {
   ipCooldownMs?: number;
 }
 
-/** A second batch may start while one is attaching (bursts); more would only multiply API calls. */
+/**
+ * A second batch may start while one is attaching (refills during bursts); more start only for
+ * waiting ADDs that the batches in flight cannot serve, else they would only multiply API calls.
+ */
 const MAX_BATCHES_IN_FLIGHT = 2;
 
 export class PoolError extends HostnicError {
@@ -330,8 +333,12 @@ export class NicPool {
           await this.#persistAll(victims);
           this.#track(this.#detach(victims));
         }
+        // Beyond MAX_BATCHES_IN_FLIGHT a batch starts only for ADDs that the batches in flight
+        // cannot serve (a burst that outgrew them), not for refills.
+        const uncovered = counts.waiters > counts.pending;
         if (
-          plan.create > 0 && this.#batches < MAX_BATCHES_IN_FLIGHT && this.#now() >= this.#retryAt
+          plan.create > 0 && (this.#batches < MAX_BATCHES_IN_FLIGHT || uncovered) &&
+          this.#now() >= this.#retryAt
         ) {
           if (counts.waiters > 0) this.#streak++;
           // Not awaited: waiters are served as soon as the batch lands; further kicks coalesce.
@@ -387,17 +394,22 @@ export class NicPool {
   }
 
   /**
-   * The free pool NIC to hand out next: released longest ago first, skipping NICs in cooldown
-   * unless the node is at maxNic (then waiting would never end: the longest-cooled is used).
+   * The free pool NIC to hand out next: released longest ago first. A NIC in cooldown is skipped
+   * (the ADD waits for a new one) unless the node already holds poolHigh free NICs or maxNic in
+   * all: cooldown never makes a node grow past its high-water mark, so under fast churn the IP
+   * released longest ago is reused instead of the pool filling the vxnet.
    */
   #nextFree(): NicRecord | undefined {
     let best: NicRecord | undefined;
+    let free = 0;
     for (const n of this.#nics.values()) {
       if (n.state !== "free" || n.dedicated || n.vxnet !== this.#opts.vxnet) continue;
+      free++;
       if (!best || (n.releasedAt ?? 0) < (best.releasedAt ?? 0)) best = n;
     }
     if (!best || this.#coolsUntil(best) <= this.#now()) return best;
-    return this.#nics.size >= this.#opts.maxNic ? best : undefined;
+    const full = free >= this.#opts.poolHigh || this.#nics.size >= this.#opts.maxNic;
+    return full ? best : undefined;
   }
 
   /** With ADDs waiting and NICs cooling, look again when the first of them has cooled. */

@@ -226,7 +226,7 @@ Deno.test("at maxNic a pod gets the longest-cooled NIC instead of waiting foreve
 });
 
 Deno.test("an ADD waiting while the cloud fails gets a NIC as soon as its cooldown ends", async () => {
-  const { cloud, pool } = setup({ ipCooldownMs: 150, poolLow: 1, poolHigh: 1, maxNic: 5 });
+  const { cloud, pool } = setup({ ipCooldownMs: 150, poolLow: 1, poolHigh: 3, maxNic: 5 });
   const a = await pool.acquire("a/eth0");
   await pool.settle();
   const spare = pool.list().find((n) => n.state === "free")!;
@@ -309,5 +309,21 @@ Deno.test("trimming never deletes a NIC whose IP is in cooldown", async () => {
   await pool.settle();
   assert.ok(cloud.nics.has(a.id), "the NIC in cooldown is kept");
   assert.ok(!cloud.nics.has(b.id), "a cooled NIC is trimmed instead");
+  await pool.close();
+});
+
+Deno.test("under fast churn cooldown does not grow the node past poolHigh free NICs", async () => {
+  let t = 20_000_000;
+  const { cloud, pool } = setup({ ipCooldownMs: 30_000, poolLow: 2, poolHigh: 4 }, () => t);
+  pool.kick();
+  await pool.settle();
+  for (let i = 0; i < 40; i++) {
+    const n = await pool.acquire(`p${i}/eth0`);
+    await pool.release(n.id);
+    await pool.settle();
+    t += 100; // 10 pods/s: far faster than 30 s of cooldown allows
+  }
+  assert.ok(pool.list().length <= 5, `node holds ${pool.list().length} NICs`);
+  assert.ok(cloud.calls.CreateNics <= 3, `CreateNics called ${cloud.calls.CreateNics} times`);
   await pool.close();
 });
