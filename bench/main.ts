@@ -3,8 +3,9 @@
  *
  *   name  value unit  (baseline <name> <value>, ratio x.xx)  target ratio <= 1.5  MET|MISSED
  *
- * Flags: `--quick` (default: a few runs, under a minute for these modules), `--full` (more
- * runs, longer iperf3), `--only <name,...>`, `--json <file>` (figures plus run metadata).
+ * Flags: `--quick` (default: fewer runs and shorter windows, under 3 minutes in all on 2 cores),
+ * `--full` (issue 8's sizes: 200 ADD/DEL runs, a 60 s churn, longer iperf3, extra variants),
+ * `--only <name,...>`, `--json <file>` (figures plus run metadata).
  *
  * Every namespace a run creates starts with `hbn<4 hex>`; every benchmark cleans up in finally
  * blocks, and the run ends with a sweep by that prefix (which also runs on SIGINT, after the
@@ -15,6 +16,10 @@ import { CommandRunner } from "../lib/linux/exec.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { baselineCni, spawnCost } from "./baseline_cni.ts";
 import { dataplane } from "./dataplane.ts";
+import { hostnicChurn } from "./hostnic_churn.ts";
+import { hostnicCni } from "./hostnic_cni.ts";
+import { hostnicBurst, hostnicCold } from "./hostnic_pool.ts";
+import { rssProfile } from "./rss_profile.ts";
 import {
   type BenchContext,
   type Benchmark,
@@ -25,8 +30,17 @@ import {
 } from "./lib/context.ts";
 import { type Figure, formatFigure } from "./lib/figure.ts";
 
-/** The registry, in run order. Later modules (hostnic ADD/DEL, burst, churn, RSS) go here. */
-export const BENCHMARKS: readonly Benchmark[] = [baselineCni, spawnCost, dataplane];
+/** The registry, in run order. */
+export const BENCHMARKS: readonly Benchmark[] = [
+  baselineCni,
+  spawnCost,
+  hostnicCni,
+  hostnicCold,
+  hostnicBurst,
+  hostnicChurn,
+  rssProfile,
+  dataplane,
+];
 
 const NAME_WIDTH = 32;
 

@@ -43,3 +43,9 @@ export function summarize(samples: readonly number[]): Summary {
     p99: percentile(samples, 99),
   };
 }
+
+/** Events (with `at`, ms) inside [from, to), per second of that window. */
+export function rateIn(events: readonly { at: number }[], from: number, to: number): number {
+  if (!(to > from)) throw new RangeError(`Empty window [${from}, ${to})`);
+  return events.filter((e) => e.at >= from && e.at < to).length / ((to - from) / 1000);
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mean, median, percentile, summarize } from "./stats.ts";
+import { mean, median, percentile, rateIn, summarize } from "./stats.ts";
 
 Deno.test("percentile interpolates between ranks (R-7)", () => {
   assert.equal(percentile([3, 1, 2], 50), 2);
@@ -36,4 +36,11 @@ Deno.test("summarize gives n, min, max, mean, p50, p99", () => {
   assert.equal(s.mean, 25);
   assert.equal(s.p50, 25);
   assert.ok(Math.abs(s.p99 - 39.7) < 1e-9);
+});
+
+Deno.test("rateIn counts events inside [from, to) per second", () => {
+  const ev = [{ at: 500 }, { at: 1000 }, { at: 1500 }, { at: 3000 }];
+  assert.equal(rateIn(ev, 1000, 3000), 1);
+  assert.equal(rateIn(ev, 0, 4000), 1);
+  assert.throws(() => rateIn(ev, 5, 5), RangeError);
 });
