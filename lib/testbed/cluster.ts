@@ -544,6 +544,32 @@ export class Cluster implements AsyncDisposable {
     }
   }
 
+  /**
+   * Files under the cluster's directory (daemon and simulator logs, state stores, journals) that
+   * contain the simulated cloud's secret key. Only the credentials file and the simulator's
+   * scenario may hold it. `close()` runs this for every cluster and fails if anything leaked.
+   */
+  async secretLeaks(): Promise<{ scanned: string[]; leaks: string[] }> {
+    const allowed = new Set([this.clientConfigFile, this.scenarioFile]);
+    const secret = new TextEncoder().encode(TESTBED_SECRET);
+    const scanned: string[] = [];
+    const leaks: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for await (const e of Deno.readDir(dir)) {
+        const path = `${dir}/${e.name}`;
+        if (e.isDirectory) await walk(path);
+        else if (e.isFile && !allowed.has(path)) {
+          scanned.push(path);
+          if (containsBytes(await Deno.readFile(path), secret)) leaks.push(path);
+        }
+      }
+    };
+    await walk(this.dir).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+    return { scanned, leaks };
+  }
+
   async close(): Promise<void> {
     for (const node of this.nodes) await node.stopDaemon("SIGTERM").catch(() => {});
     if (this.sim) {
@@ -558,7 +584,11 @@ export class Cluster implements AsyncDisposable {
     await deleteNamespaces(runner, [...this.podNamespaces]).catch(() => {});
     const left = await leftoverNamespaces(runner, this.prefix).catch(() => []);
     if (left.length) await deleteNamespaces(runner, left).catch(() => {});
+    const { leaks } = await this.secretLeaks();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (leaks.length) {
+      throw new Error(`The secret access key was written to: ${leaks.join(", ")}`);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -576,4 +606,12 @@ export interface SimNic {
   vxnetId: string;
   privateIp: string | null;
   role: 0 | 1;
+}
+
+function containsBytes(hay: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
 }
