@@ -145,6 +145,24 @@ export async function addDelLatency(
   return { add, del };
 }
 
+/** The reference network config: `bridge` with `host-local` IPAM, state under `dataDir`. */
+export function bridgeConf(dataDir: string): string {
+  return JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "hbnbench",
+    type: "bridge",
+    bridge: "cni0",
+    isGateway: true,
+    ipMasq: false,
+    ipam: {
+      type: "host-local",
+      ranges: [[{ subnet: "10.88.0.0/16" }]],
+      routes: [{ dst: "0.0.0.0/0" }],
+      dataDir,
+    },
+  });
+}
+
 export const baselineCni: Benchmark = {
   name: "baseline_cni",
   description: "ADD/DEL latency of bridge + host-local (/usr/lib/cni), one process per call",
@@ -158,20 +176,7 @@ export const baselineCni: Benchmark = {
     const dataDir = await ctx.resources.makeTempDir("hbn-host-local-");
     try {
       await addNamespaces(ctx.runner, [node, ...pods], { lo: false });
-      const conf = JSON.stringify({
-        cniVersion: "1.0.0",
-        name: "hbnbench",
-        type: "bridge",
-        bridge: "cni0",
-        isGateway: true,
-        ipMasq: false,
-        ipam: {
-          type: "host-local",
-          ranges: [[{ subnet: "10.88.0.0/16" }]],
-          routes: [{ dst: "0.0.0.0/0" }],
-          dataDir,
-        },
-      });
+      const conf = bridgeConf(dataDir);
       ctx.log(`baseline_cni: ${runs} ADD then ${runs} DEL of bridge + host-local`);
       const { add, del } = await addDelLatency(ctx, {
         label: "bridge",

@@ -22,7 +22,7 @@
  * the plugin's work around it (stdin, config, the RPC over the unix socket, the result).
  */
 import { inNetns } from "../lib/linux/exec.ts";
-import { addDelLatency, CNI_BIN_DIR, cniEnv, timeCniCall } from "./baseline_cni.ts";
+import { addDelLatency, bridgeConf, CNI_BIN_DIR, cniEnv, timeCniCall } from "./baseline_cni.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure } from "./lib/figure.ts";
 import { addNamespaces, removeNamespaces } from "./lib/netns.ts";
@@ -65,23 +65,6 @@ interface Samples {
 
 function emptySamples(): Samples {
   return { add: [], del: [], version: [], daemonAdd: [], daemonDel: [], iaas: {} };
-}
-
-function bridgeConf(dataDir: string): string {
-  return JSON.stringify({
-    cniVersion: "1.0.0",
-    name: "hbnbench",
-    type: "bridge",
-    bridge: "cni0",
-    isGateway: true,
-    ipMasq: false,
-    ipam: {
-      type: "host-local",
-      ranges: [[{ subnet: "10.88.0.0/16" }]],
-      routes: [{ dst: "0.0.0.0/0" }],
-      dataDir,
-    },
-  });
 }
 
 /** Times of the plugin's start-up alone: `CNI_COMMAND=VERSION` with the same argv. */

@@ -12,6 +12,7 @@ import {
   type LinuxDeps,
   type PodSpec,
   type PodTeardownSpec,
+  readNsState,
   setupGatewayNic,
   setupPod,
   teardownPod,
@@ -68,6 +69,24 @@ export class LinuxPodDatapath implements PodDatapath {
 
   check(p: DatapathPod): Promise<string[]> {
     return checkPod(this.#deps, this.spec(p), this.#node());
+  }
+
+  /**
+   * `check` for many pods on one reading of the node (a GC pass): one `ip` spawn per pod plus
+   * one, not two per pod. A pod whose check fails gets that failure as its difference.
+   */
+  async checkAll(pods: readonly DatapathPod[]): Promise<string[][]> {
+    if (pods.length === 0) return [];
+    const node = await readNsState(this.#deps, this.#opts.nodeNetns);
+    const out: string[][] = [];
+    for (const p of pods) {
+      out.push(
+        await checkPod(this.#deps, this.spec(p), this.#node(), node).catch((err) => [
+          `check failed: ${errorMessage(err)}`,
+        ]),
+      );
+    }
+    return out;
   }
 
   async setupGatewayNic(

@@ -20,6 +20,7 @@
 import { errorMessage } from "../errors.ts";
 import type { IaasClient } from "../iaas/mod.ts";
 import { describeAllNics } from "../iaas/paginate.ts";
+import { isNetnsMissingDiff } from "../linux/mod.ts";
 import type { Logger } from "../log.ts";
 import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
 import { ownerKey } from "../nicpool/model.ts";
@@ -72,8 +73,6 @@ export interface GcOptions {
   podGraceMs: number;
 }
 
-export const NETNS_GONE = /network namespace .*missing|netns .*(missing|gone|not found)/i;
-
 const podName = (a: AllocationRecord) =>
   a.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined;
 
@@ -95,7 +94,7 @@ export function planGc(f: GcFacts, o: GcOptions): GcAction[] {
     const pod = podName(a);
     const base = { containerId: a.containerId, ifName: a.ifName, pod };
     const diffs = f.podDiffs.get(key) ?? [];
-    if (diffs.some((d) => NETNS_GONE.test(d))) {
+    if (diffs.some(isNetnsMissingDiff)) {
       out.push({ kind: "release-pod", ...base, reason: `network namespace ${a.netns} is gone` });
     } else if (
       f.livePods && pod && !f.livePods.has(pod) && f.now - a.createdAt >= o.podGraceMs
@@ -216,7 +215,7 @@ export interface GcReport {
 export interface CollectorDeps {
   svc: CniService;
   pool: NicPool;
-  datapath: Pick<LinuxPodDatapath, "check" | "setup">;
+  datapath: Pick<LinuxPodDatapath, "checkAll">;
   iaas: IaasClient;
   logger: Logger;
   journalDir: string;
@@ -258,13 +257,9 @@ export class Collector {
     const { records, garbage } = await listReleaseRecords(this.#d.journalDir);
     for (const g of garbage) logger.warn("unreadable release record ignored", { ...g });
     const allocations = svc.allocations();
-    const podDiffs = new Map<string, string[]>();
-    for (const a of checkPods ? allocations : []) {
-      const diffs = await datapath.check(svc.datapathPod(a)).catch((err) => [
-        `check failed: ${errorMessage(err)}`,
-      ]);
-      podDiffs.set(ownerKey(a.containerId, a.ifName), diffs);
-    }
+    const checked = checkPods ? allocations : [];
+    const diffs = await datapath.checkAll(checked.map((a) => svc.datapathPod(a)));
+    const podDiffs = new Map(checked.map((a, i) => [ownerKey(a.containerId, a.ifName), diffs[i]]));
     // The pool as it was before the cloud was asked: a NIC the pool gained while the listing was
     // under way is not in it, so it cannot be taken for one gone from the cloud.
     const nics = pool.list();
@@ -352,15 +347,10 @@ export class Collector {
         });
         return;
       }
-      case "delete-nic":
-        await pool.collect([{ id: a.nicId, vxnet: a.vxnet, ip: a.ip }]);
-        return;
       case "forget-nic":
         await pool.forget(a.nicId);
         return;
-      case "retry-detach":
-        await pool.retryDetaching([a.nicId]);
-        return;
+        // delete-nic and retry-detach are carried out together, in one batch, by #pass.
     }
   }
 }

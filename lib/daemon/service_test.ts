@@ -74,7 +74,8 @@ class LinklessDatapath implements PodDatapath {
 
 const settings = { vethPrefix: "vnic", mtu: 1500, hairpin: false, natMark: 0x10000 };
 
-Deno.test("a pool NIC without a link leaves the pool; the ADD gets another NIC", async () => {
+/** A ready service over a pool (poolHigh 2) on an instant cloud and the given datapath. */
+function serviceOn(datapath: PodDatapath, poolLow: number) {
   const cloud = new InstantCloud();
   const store = { batch: () => Promise.resolve() };
   const pool = new NicPool({
@@ -85,14 +86,13 @@ Deno.test("a pool NIC without a link leaves the pool; the ADD gets another NIC",
   }, {
     instanceId: "i-test",
     vxnet: "vxnet-pool",
-    poolLow: 2,
+    poolLow,
     poolHigh: 2,
     maxNic: 10,
     routeTableBase: 260,
     jobTimeoutMs: 1000,
     allocTimeoutMs: 2000,
   });
-  const datapath = new LinklessDatapath();
   const svc = new CniService({
     pool,
     store: { get: () => Promise.resolve(undefined), list: () => Promise.resolve([]), ...store },
@@ -101,6 +101,12 @@ Deno.test("a pool NIC without a link leaves the pool; the ADD gets another NIC",
     settings,
   });
   svc.setReady(true);
+  return { cloud, pool, svc };
+}
+
+Deno.test("a pool NIC without a link leaves the pool; the ADD gets another NIC", async () => {
+  const datapath = new LinklessDatapath();
+  const { cloud, pool, svc } = serviceOn(datapath, 2);
   pool.kick();
   await pool.settle();
   const [first] = pool.list();
@@ -142,32 +148,8 @@ class HeldDatapath extends LinklessDatapath {
 }
 
 Deno.test("a GC repair waits for the pod's ADD or DEL and re-checks first", async () => {
-  const cloud = new InstantCloud();
-  const store = { batch: () => Promise.resolve() };
-  const pool = new NicPool({
-    cloud,
-    links: { waitForMacs: () => Promise.resolve() },
-    store,
-    logger: nullLogger,
-  }, {
-    instanceId: "i-test",
-    vxnet: "vxnet-pool",
-    poolLow: 1,
-    poolHigh: 2,
-    maxNic: 10,
-    routeTableBase: 260,
-    jobTimeoutMs: 1000,
-    allocTimeoutMs: 2000,
-  });
   const datapath = new HeldDatapath();
-  const svc = new CniService({
-    pool,
-    store: { get: () => Promise.resolve(undefined), list: () => Promise.resolve([]), ...store },
-    datapath,
-    logger: nullLogger,
-    settings,
-  });
-  svc.setReady(true);
+  const { pool, svc } = serviceOn(datapath, 1);
   let release = () => {};
   datapath.hold = new Promise((r) => release = r);
   const add = svc.add({ containerId: "c1", ifName: "eth0", netns: "/x", settings });

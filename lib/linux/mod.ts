@@ -65,6 +65,7 @@ export type { PassthroughPodSpec } from "./passthrough_mode.ts";
 export {
   checkPod,
   checkSharedNic,
+  isNetnsMissingDiff,
   planPodSetup,
   podResult,
   setupPod,

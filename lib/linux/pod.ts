@@ -168,17 +168,26 @@ export function podDesired(spec: PodSpec): { node: Desired; pod: Desired } {
   }
 }
 
+const NETNS_MISSING = / is missing$/;
+
+/** The CHECK difference that says the pod's namespace itself is gone (the pod no longer exists). */
+export function isNetnsMissingDiff(d: string): boolean {
+  return d.startsWith("pod: network namespace ") && NETNS_MISSING.test(d);
+}
+
 /**
  * CNI CHECK: reads both namespaces and lists every difference from what setup makes (empty =
- * healthy). A missing pod namespace is one difference, not an error.
+ * healthy). A missing pod namespace is one difference, not an error. `node` is a reading of the
+ * node's namespace to use instead of a fresh one (one reading for many pods).
  */
 export async function checkPod(
   deps: LinuxDeps,
   spec: PodSpec,
   opts: NodeOptions = {},
+  nodeState?: NsState,
 ): Promise<string[]> {
   const want = podDesired(spec);
-  const node = await readNsState(deps, opts.nodeNetns);
+  const node = nodeState ?? await readNsState(deps, opts.nodeNetns);
   let pod: NsState;
   try {
     pod = await readNsState(deps, spec.netns);

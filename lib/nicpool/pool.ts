@@ -186,7 +186,7 @@ export class NicPool {
     let free = 0, cooling = 0, pending = 0, inuse = 0;
     const now = this.#now();
     for (const n of this.#nics.values()) {
-      if (n.dedicated || n.vxnet !== this.#opts.vxnet) {
+      if (!this.#pooled(n)) {
         if (n.state === "inuse") inuse++;
         continue;
       }
@@ -264,7 +264,7 @@ export class NicPool {
   async release(id: string): Promise<void> {
     const nic = this.#nics.get(id);
     if (!nic) return;
-    if (nic.dedicated || nic.vxnet !== this.#opts.vxnet) {
+    if (!this.#pooled(nic)) {
       this.#setState(nic, "detaching", undefined);
       await this.#persist(nic);
       this.#track(this.#detach([nic]));
@@ -325,7 +325,7 @@ export class NicPool {
           const now = this.#now();
           const victims = [...this.#nics.values()]
             .filter((n) =>
-              n.state === "free" && !n.dedicated && n.vxnet === this.#opts.vxnet &&
+              n.state === "free" && this.#pooled(n) &&
               this.#coolsUntil(n) <= now
             )
             .slice(0, plan.trim);
@@ -388,6 +388,11 @@ export class NicPool {
     return n;
   }
 
+  /** A NIC of the warm pool (the pool's vxnet, not created for one pod). */
+  #pooled(n: NicRecord): boolean {
+    return !n.dedicated && n.vxnet === this.#opts.vxnet;
+  }
+
   /** End of a NIC's IP cooldown (0 when it never served a pod). */
   #coolsUntil(n: NicRecord): number {
     return n.releasedAt === undefined ? 0 : n.releasedAt + (this.#opts.ipCooldownMs ?? 0);
@@ -403,7 +408,7 @@ export class NicPool {
     let best: NicRecord | undefined;
     let free = 0;
     for (const n of this.#nics.values()) {
-      if (n.state !== "free" || n.dedicated || n.vxnet !== this.#opts.vxnet) continue;
+      if (n.state !== "free" || !this.#pooled(n)) continue;
       free++;
       if (!best || (n.releasedAt ?? 0) < (best.releasedAt ?? 0)) best = n;
     }
@@ -418,7 +423,7 @@ export class NicPool {
     let first = Infinity;
     const now = this.#now();
     for (const n of this.#nics.values()) {
-      if (n.state !== "free" || n.dedicated || n.vxnet !== this.#opts.vxnet) continue;
+      if (n.state !== "free" || !this.#pooled(n)) continue;
       const until = this.#coolsUntil(n);
       if (until > now) first = Math.min(first, until);
     }

@@ -127,6 +127,17 @@ function requestedType(req: CniAddRequest): "passthrough" | undefined {
   return "passthrough";
 }
 
+/** The pod's Kubernetes namespace and name from CNI_ARGS, as the daemon's requests carry them. */
+function podOf(req: { args: { k8sPodNamespace?: string; k8sPodName?: string } }): {
+  podNamespace?: string;
+  podName?: string;
+} {
+  return {
+    ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
+    ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
+  };
+}
+
 /**
  * The daemon request for an ADD, or the CNI error for a request hostnic cannot serve as asked
  * (code 4 for CNI_ARGS, 7 for config). Checked here, before the daemon takes a NIC for the pod.
@@ -136,8 +147,7 @@ export function addRequestOf(req: CniAddRequest): AddRequest {
     containerId: req.containerId,
     ifName: req.ifname,
     netns: req.netns,
-    ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
-    ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
+    ...podOf(req),
     settings: settingsOf(req.config),
   };
   const vxnet = requestedVxnet(req);
@@ -272,8 +282,7 @@ export function daemonHandlers(opts: HandlerOptions = {}): CniHandlers {
         containerId: req.containerId,
         ifName: req.ifname,
         netns: req.netns ?? "",
-        ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
-        ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
+        ...podOf(req),
       };
       try {
         await clientFor(socket).call(RPC.cniDel, body, { timeoutMs: SHORT_TIMEOUT_MS * 3 });
@@ -292,8 +301,7 @@ export function daemonHandlers(opts: HandlerOptions = {}): CniHandlers {
           containerId: req.containerId,
           ifName: req.ifname,
           netns: req.netns,
-          ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
-          ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
+          ...podOf(req),
           settings: settingsOf(req.config),
         }, { timeoutMs: SHORT_TIMEOUT_MS });
       } catch (err) {
@@ -382,8 +390,7 @@ async function delWithoutDaemon(req: CniDelRequest, why: string): Promise<void> 
     containerId: req.containerId,
     ifName: req.ifname,
     ...(req.netns ? { netns: req.netns } : {}),
-    ...(req.args.k8sPodNamespace ? { podNamespace: req.args.k8sPodNamespace } : {}),
-    ...(req.args.k8sPodName ? { podName: req.args.k8sPodName } : {}),
+    ...podOf(req),
     ...(ip ? { ip } : {}),
     mode,
     reason: `daemon unreachable: ${why}${teardownError}`,
