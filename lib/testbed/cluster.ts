@@ -22,6 +22,8 @@ const dec = new TextDecoder();
 export const POD_VXNET = "vxnet-tbpods";
 export const NODE_VXNET = "vxnet-tbnodes";
 export const POD_GATEWAY = "172.30.8.1";
+export const MASTER_INSTANCE = "i-tbmaster";
+export const MASTER_IP = "172.30.1.5";
 /** The simulated cloud's secret key: tests check it never reaches a log or state file. */
 export const TESTBED_SECRET = "tb-secret-key-0001-do-not-log";
 
@@ -51,6 +53,11 @@ export interface ClusterOptions {
   iaas?: Record<string, unknown>;
   /** Extra simulator knobs. */
   knobs?: Record<string, unknown>;
+  /**
+   * Adds the master instance (`MASTER_INSTANCE`, `MASTER_IP` in the node vxnet) that runs no
+   * daemon: the Kubernetes control plane lives there (lib/testbed/kube.ts).
+   */
+  master?: boolean;
   /** Called with each line the processes print on stderr (default: kept in files only). */
   onLog?: (who: string, line: string) => void;
 }
@@ -339,6 +346,8 @@ export class Cluster implements AsyncDisposable {
   readonly dir: string;
   readonly nodes: ClusterNode[] = [];
   readonly podNamespaces = new Set<string>();
+  /** The master instance when `options.master` is set. */
+  readonly master?: { id: string; ip: string; netns: string };
   simUrl = "";
   sim?: Deno.ChildProcess;
   readonly #logText = new Map<string, string>();
@@ -348,6 +357,13 @@ export class Cluster implements AsyncDisposable {
     this.options = options;
     this.prefix = options.prefix ?? `tb${crypto.randomUUID().replace(/-/g, "").slice(0, 5)}`;
     this.dir = dir;
+    if (options.master) {
+      this.master = {
+        id: MASTER_INSTANCE,
+        ip: MASTER_IP,
+        netns: instanceNamespace(this.prefix, MASTER_INSTANCE),
+      };
+    }
   }
 
   get scenarioFile(): string {
@@ -414,11 +430,14 @@ export class Cluster implements AsyncDisposable {
           dyn_ip_end: "172.30.16.250",
         },
       ],
-      instances: Array.from({ length: n }, (_, i) => ({
-        id: `i-tbnode${i + 1}`,
-        vxnet: NODE_VXNET,
-        private_ip: `172.30.1.${10 + i}`,
-      })),
+      instances: [
+        ...(this.master ? [{ id: MASTER_INSTANCE, vxnet: NODE_VXNET, private_ip: MASTER_IP }] : []),
+        ...Array.from({ length: n }, (_, i) => ({
+          id: `i-tbnode${i + 1}`,
+          vxnet: NODE_VXNET,
+          private_ip: `172.30.1.${10 + i}`,
+        })),
+      ],
       knobs: { jobLatencyMs: this.options.jobLatencyMs ?? 200, ...(this.options.knobs ?? {}) },
       linux: { prefix: this.prefix },
     };

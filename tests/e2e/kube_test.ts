@@ -1,8 +1,12 @@
 /**
- * The daemon with Kubernetes, end to end: real daemon processes in five simulated nodes, the real
- * `@kubernetes/client-node` talking to the fake API server (tests/helpers/fake_kube.ts), reached from
- * inside the node namespaces through `NetnsBridge`. The daemons get no config file: their config is
- * ConfigMap `hostnic-cfg-cm` read through the API. Checked: node vxnets assigned deterministically
+ * The daemon with Kubernetes, end to end: real daemon processes in five simulated nodes talking to
+ * the real kube-apiserver (lib/testbed/kube.ts) in the simulated master instance, through the
+ * simulated SDN, authenticated as the `hostnic-node` ServiceAccount of deploy/hostnic.yaml (a
+ * TokenRequest token; never cluster admin), so the manifest's RBAC is what allows or refuses each
+ * call. hostnic is installed as docs/install.md says (Secret, `kubectl apply`). The daemons reach
+ * the API server through a fault-injecting proxy (lib/testbed/fault_proxy.ts) that passes
+ * everything through except the faults a step asks for. The daemons get no config file: their
+ * config is ConfigMap `hostnic-cfg-cm` read through the API. Checked: node vxnets assigned deterministically
  * (and annotated), ConfigMap values in effect, the pool health annotation, pod annotations driving
  * vxnet / fixed IP / passthrough, refusals with events (invalid annotation, CNI_ARGS conflict, an IP
  * outside the vxnet), an ADD while the API blinks (networked, then an event), and the notice that
@@ -25,8 +29,7 @@ import {
   type Pod,
   POD_VXNET,
 } from "../../lib/testbed/cluster.ts";
-import { FakeKube, type KubeObject } from "../helpers/fake_kube.ts";
-import { NetnsBridge } from "../helpers/netns_bridge.ts";
+import { ControlPlane } from "../../lib/testbed/kube.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const runner = new CommandRunner();
@@ -64,16 +67,25 @@ async function nicsOf(node: ClusterNode): Promise<NicView[]> {
   return JSON.parse(res.stdout) as NicView[];
 }
 
-function eventsOn(fake: FakeKube, namespace: string, pod: string): KubeObject[] {
-  return fake.events(namespace).filter((e) => e.involvedObject?.name === pod);
-}
-
-async function eventOn(fake: FakeKube, namespace: string, pod: string, reason: string) {
+/** Waits for an event with `reason` on the pod, as `kubectl get events` shows it. */
+async function eventOn(cp: ControlPlane, namespace: string, pod: string, reason: string) {
   return await waitFor(
     `event ${reason} on ${namespace}/${pod}`,
-    () => eventsOn(fake, namespace, pod).find((e) => e.reason === reason),
-    { timeoutMs: 15_000 },
+    async () => (await cp.eventsOn(namespace, pod)).find((e) => e.reason === reason),
+    { timeoutMs: 15_000, intervalMs: 250 },
   );
+}
+
+async function nodeAnnotation(cp: ControlPlane, node: string, key: string) {
+  const n = await cp.getJson<{ metadata: { annotations?: Record<string, string> } }>([
+    "node",
+    node,
+  ]);
+  return n.metadata.annotations?.[key];
+}
+
+function cniConfig(): string {
+  return '{"cniVersion":"1.0.0","name":"hostnic","plugins":[{"type":"hostnic"}]}';
 }
 
 /** An ADD as the kubelet makes it, returning the outcome (a failed sandbox is DELeted again). */
@@ -110,27 +122,28 @@ Deno.test({
     // Precondition: without --config the daemons look here first; it must not exist.
     await assert.rejects(Deno.stat(DEFAULT_CONFIG_PATH), Deno.errors.NotFound);
 
-    await using fake = await FakeKube.start();
-    // node-0 runs no daemon; its hand-set annotation is kept and takes a place in that vxnet.
-    fake.addNode({ name: "node-0", annotations: { [NODE_ANNOTATION_VXNET]: POD_VXNET } });
-    for (const n of NODES) fake.addNode({ name: n });
-    fake.setConfigMap("kube-system", "hostnic-cfg-cm", {
-      hostnic: daemonConfig(2),
-      "hostnic-cni": '{"cniVersion":"1.0.0","name":"hostnic","plugins":[{"type":"hostnic"}]}',
-    });
-    await using bridge = await NetnsBridge.start(Number(new URL(fake.url).port));
     await using c = await Cluster.start({
       nodes: NODES.length,
       prefix: "kb",
+      master: true,
       startDaemons: false,
       configFile: false,
       vxnets: [],
       jobLatencyMs: 100,
     });
-    for (const node of c.nodes) await bridge.expose(node.netns);
+    await using cp = await ControlPlane.start(c);
+    await cp.installHostnic();
+    await cp.setHostnicConfig({ hostnic: daemonConfig(2), "hostnic-cni": cniConfig() });
+    // node-0 runs no daemon; its hand-set annotation is kept and takes a place in that vxnet.
+    await cp.addNode("node-0", { [NODE_ANNOTATION_VXNET]: POD_VXNET });
+    for (const n of NODES) await cp.addNode(n);
+    const proxy = await cp.faultProxy();
+    const kubeconfig = await cp.serviceAccountKubeconfig("kube-system", "hostnic-node", {
+      server: proxy.server,
+    });
     await Promise.all(
       c.nodes.map((node, i) =>
-        node.startDaemon(["--kubeconfig", fake.kubeconfig, "--node-name", NODES[i]], {
+        node.startDaemon(["--kubeconfig", kubeconfig, "--node-name", NODES[i]], {
           env: { POD_NAMESPACE: "kube-system", POD_NAME: `hostnic-${NODES[i]}` },
         })
       ),
@@ -141,14 +154,11 @@ Deno.test({
     await t.step("nodes get vxnets in name order, 4 per vxnet with maxNic 63", async () => {
       // floor(252 / 63) = 4 nodes per vxnet: node-0 (by hand) + node-1..3 fill the first.
       const want = [POD_VXNET, POD_VXNET, POD_VXNET, OTHER_VXNET, OTHER_VXNET];
-      const annotated = NODES.map((n) =>
-        fake.get("nodes", undefined, n)?.metadata.annotations?.[NODE_ANNOTATION_VXNET]
+      const annotated = await Promise.all(
+        NODES.map((n) => nodeAnnotation(cp, n, NODE_ANNOTATION_VXNET)),
       );
       assert.deepEqual(annotated, want);
-      assert.equal(
-        fake.get("nodes", undefined, "node-0")?.metadata.annotations?.[NODE_ANNOTATION_VXNET],
-        POD_VXNET,
-      );
+      assert.equal(await nodeAnnotation(cp, "node-0", NODE_ANNOTATION_VXNET), POD_VXNET);
       const pooled = await Promise.all(c.nodes.map(async (n) => (await poolOf(n)).vxnet));
       assert.deepEqual(pooled, want, "each daemon pools the vxnet its node is annotated with");
     });
@@ -161,12 +171,11 @@ Deno.test({
     });
 
     await t.step("the node carries its pool health", async () => {
-      const health = await waitFor("pool annotation on node-1", () => {
-        const text = fake.get("nodes", undefined, "node-1")?.metadata.annotations
-          ?.[NODE_ANNOTATION_POOL];
+      const health = await waitFor("pool annotation on node-1", async () => {
+        const text = await nodeAnnotation(cp, "node-1", NODE_ANNOTATION_POOL);
         const h = text ? JSON.parse(text) : undefined;
         return h?.ready && h.total >= 1 ? h : undefined;
-      });
+      }, { timeoutMs: 15_000, intervalMs: 250 });
       assert.equal(health.vxnet, POD_VXNET);
       assert.equal(typeof health.free, "number");
       assert.equal(typeof health.inuse, "number");
@@ -182,19 +191,19 @@ Deno.test({
     });
 
     await t.step("annotations drive vxnet, fixed IP and passthrough", async () => {
-      fake.addPod({
+      await cp.addPod({
         name: "kb-vx",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_VXNET]: OTHER_VXNET },
       });
-      fake.addPod({
+      await cp.addPod({
         name: "kb-fixed",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_VXNET]: POD_VXNET, [ANNOTATION_IP]: "172.30.9.77" },
       });
-      fake.addPod({
+      await cp.addPod({
         name: "kb-pt",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_TYPE]: "passthrough" },
       });
       const vx = await n1.addPod("kb-vx");
@@ -221,9 +230,9 @@ Deno.test({
     });
 
     await t.step("an invalid annotation fails the ADD by name, with an event", async () => {
-      fake.addPod({
+      await cp.addPod({
         name: "kb-bad",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_VXNET]: "vxnet-Bad!" },
       });
       const res = await tryAdd(c, n1, "kb-bad");
@@ -231,16 +240,16 @@ Deno.test({
       assert.equal(res.json?.code, 103, res.stdout);
       assert.match(String(res.json?.msg), /hostnic\.network\.kubesphere\.io\/vxnet/);
       assert.ok(!res.stdout.includes("    at "), "no stack trace");
-      const ev = await eventOn(fake, "default", "kb-bad", "InvalidAnnotation");
+      const ev = await eventOn(cp, "default", "kb-bad", "InvalidAnnotation");
       assert.equal(ev.type, "Warning");
       assert.match(ev.message, /hostnic\.network\.kubesphere\.io\/vxnet/);
       assert.match(ev.message, /Fix or remove the annotation/);
     });
 
     await t.step("CNI_ARGS that contradict an annotation are refused, with an event", async () => {
-      fake.addPod({
+      await cp.addPod({
         name: "kb-conflict",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_VXNET]: POD_VXNET },
       });
       const res = await tryAdd(
@@ -251,39 +260,40 @@ Deno.test({
       );
       assert.equal(res.json?.code, 103, res.stdout);
       assert.match(String(res.json?.msg), /annotation "hostnic\.network\.kubesphere\.io\/vxnet"/);
-      await eventOn(fake, "default", "kb-conflict", "ConflictingNetworkRequest");
+      await eventOn(cp, "default", "kb-conflict", "ConflictingNetworkRequest");
     });
 
     await t.step("a fixed IP outside the vxnet fails in the cloud, with an event", async () => {
-      fake.addPod({
+      await cp.addPod({
         name: "kb-outside",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_VXNET]: POD_VXNET, [ANNOTATION_IP]: "172.30.16.50" },
       });
       const res = await tryAdd(c, n1, "kb-outside");
       assert.notEqual(res.code, 0, res.stdout);
-      const ev = await eventOn(fake, "default", "kb-outside", "CloudApiError");
+      const ev = await eventOn(cp, "default", "kb-outside", "CloudApiError");
       assert.match(ev.message, /172\.30\.16\.50/);
       assert.match(ev.message, /fixed IP must be free and inside/);
     });
 
     await t.step("while the API blinks a pod is networked, then told what it missed", async () => {
-      fake.addPod({
+      await cp.addPod({
         name: "kb-blink",
-        nodeName: "node-1",
+        node: "node-1",
         annotations: { [ANNOTATION_VXNET]: OTHER_VXNET },
       });
-      fake.failNext({
+      await proxy.inject({
         method: "GET",
-        path: /\/namespaces\/default\/pods\/kb-blink$/,
+        path: "/api/v1/namespaces/default/pods/kb-blink($|\\?)",
         status: 503,
         reason: "ServiceUnavailable",
         message: "the API server is restarting",
       });
       const p = await n1.addPod("kb-blink");
+      assert.equal((await proxy.stats()).fired, 1, "the injected 503 was served");
       try {
         assert.ok(inPodVxnet(p.ip), `networked from the node's pool: ${p.ip}`);
-        const ev = await eventOn(fake, "default", "kb-blink", "AnnotationsNotApplied");
+        const ev = await eventOn(cp, "default", "kb-blink", "AnnotationsNotApplied");
         assert.match(ev.message, /vxnet=vxnet-tbother/);
         assert.match(ev.message, /Delete the pod/);
       } finally {
@@ -292,11 +302,20 @@ Deno.test({
     });
 
     await t.step("a pod deleted in Kubernetes without a DEL is released by GC", async () => {
-      fake.addPod({ name: "kb-gone", nodeName: "node-1" });
+      await cp.addPod({ name: "kb-gone", node: "node-1" });
       const p = await n1.addPod("kb-gone");
       const nic = (await nicsOf(n1)).find((x) => x.ip === p.ip);
       assert.equal(nic?.state, "inuse");
-      assert.ok(fake.remove("pods", "default", "kb-gone"));
+      // No kubelet runs it, so only a forced delete removes the object at once, as a lost DEL does.
+      await cp.kubectlOk([
+        "-n",
+        "default",
+        "delete",
+        "pod",
+        "kb-gone",
+        "--force",
+        "--grace-period=0",
+      ]);
       await waitFor("the GC loop released it", async () => {
         const r = await n1.admin(["pod", "ls", "-o", "json"]);
         return !(JSON.parse(r.stdout) as { pod?: string }[]).some((x) =>
@@ -314,18 +333,14 @@ Deno.test({
     });
 
     await t.step("a ConfigMap change is announced; it applies after a restart", async () => {
-      fake.setConfigMap("kube-system", "hostnic-cfg-cm", {
-        hostnic: daemonConfig(3),
-        "hostnic-cni": '{"cniVersion":"1.0.0","name":"hostnic","plugins":[{"type":"hostnic"}]}',
-      });
-      const ev = await eventOn(fake, "kube-system", "hostnic-node-1", "ConfigChanged");
+      await cp.setHostnicConfig({ hostnic: daemonConfig(3), "hostnic-cni": cniConfig() });
+      const ev = await eventOn(cp, "kube-system", "hostnic-node-1", "ConfigChanged");
       assert.match(ev.message, /kubectl -n kube-system rollout restart ds\/hostnic-node/);
       assert.match(ev.message, /"hostnic"/);
-      await waitFor("restartNeeded in the pool annotation", () => {
-        const text = fake.get("nodes", undefined, "node-1")?.metadata.annotations
-          ?.[NODE_ANNOTATION_POOL];
+      await waitFor("restartNeeded in the pool annotation", async () => {
+        const text = await nodeAnnotation(cp, "node-1", NODE_ANNOTATION_POOL);
         return text && JSON.parse(text).restartNeeded;
-      });
+      }, { timeoutMs: 15_000, intervalMs: 250 });
       assert.equal((await poolOf(n1)).poolHigh, 2, "no live reload");
     });
   },
