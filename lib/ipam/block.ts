@@ -103,7 +103,10 @@ export interface Pick {
  * free address is still cooling, the one released longest ago (the front of the FIFO), marked
  * `cooling` so callers can prefer a cooled address elsewhere. Undefined when the block is full.
  */
-export function pickOrdinal(b: BlockSpec, o: { now: number; cooldownMs: number }): Pick | undefined {
+export function pickOrdinal(
+  b: BlockSpec,
+  o: { now: number; cooldownMs: number },
+): Pick | undefined {
   for (const ordinal of b.unallocated) {
     const at = b.releasedAt[String(ordinal)];
     if (at === undefined) return { ordinal, cooling: false };

@@ -75,12 +75,12 @@ export class IpReservedError extends HostnicError {
 
 /** A requested fixed IP lies in none of the pools or blocks the pod may use. */
 export class IpOutsidePoolsError extends HostnicError {
-  constructor(readonly ip: string, readonly scope: string[]) {
+  constructor(readonly ip: string, readonly scope: string[], readonly detail?: string) {
     super(
       "IPAM_IP_OUTSIDE_POOLS",
       `IP "${ip}" is outside every pool and block this pod may use (${
         scope.map((s) => `"${s}"`).join(", ") || "none"
-      })`,
+      })${detail ? `: ${detail}` : ""}`,
     );
   }
 }

@@ -79,7 +79,10 @@ export function usableRange(
     );
   }
   const first = Math.max(start, cidr.prefix < 31 ? cidr.network + 1 : cidr.network);
-  const last = Math.min(end - reserved - custom, cidr.prefix < 31 ? lastIp(cidr) - 1 : lastIp(cidr));
+  const last = Math.min(
+    end - reserved - custom,
+    cidr.prefix < 31 ? lastIp(cidr) - 1 : lastIp(cidr),
+  );
   if (last < first) {
     throw fail(
       `no usable address: DHCP range "${v.dynStart}"-"${v.dynEnd}" minus ${reserved + custom} ` +

@@ -37,7 +37,11 @@ export function sampleHandle(i = 0): { name: string; spec: HandleSpec } {
   return { name: id, spec: { handleID: id, block: { [sampleBlock(0).name]: 1 }, deleted: false } };
 }
 
-async function rejects(p: Promise<unknown>, cls: abstract new (...a: never[]) => Error, what: string) {
+async function rejects(
+  p: Promise<unknown>,
+  cls: abstract new (...a: never[]) => Error,
+  what: string,
+) {
   await assert.rejects(p, (e) => {
     assert.ok(e instanceof cls, `${what}: expected ${cls.name}, got ${e}`);
     return true;
@@ -202,8 +206,10 @@ export function ipamStoreContract(name: string, harness: () => Promise<IpamStore
     const { name, spec } = sampleBlock(0);
     const v1 = await h.blocks.create(name, spec);
     const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) =>
-        h.blocks.update({ ...v1, spec: { ...v1.spec, affinity: `host:n${i}` } })),
+      Array.from(
+        { length: 8 },
+        (_, i) => h.blocks.update({ ...v1, spec: { ...v1.spec, affinity: `host:n${i}` } }),
+      ),
     );
     const won = results.filter((r) => r.status === "fulfilled");
     assert.equal(won.length, 1);
@@ -237,7 +243,10 @@ export function ipamStoreContract(name: string, harness: () => Promise<IpamStore
       for (;;) {
         const cur = (await h.handles.get(name))!;
         try {
-          await h.handles.update({ ...cur, spec: { ...cur.spec, block: { b: cur.spec.block.b + 1 } } });
+          await h.handles.update({
+            ...cur,
+            spec: { ...cur.spec, block: { b: cur.spec.block.b + 1 } },
+          });
           return;
         } catch (e) {
           if (!(e instanceof ConflictError)) throw e;

@@ -53,7 +53,10 @@ export const PATTERNS = {
 } as const;
 
 const re = (source: string) => new RegExp(source);
-export const vxnetIdSchema = z.string().regex(re(PATTERNS.vxnetId), 'must look like "vxnet-xxxxxxx"');
+export const vxnetIdSchema = z.string().regex(
+  re(PATTERNS.vxnetId),
+  'must look like "vxnet-xxxxxxx"',
+);
 export const ipv4Schema = z.string().regex(re(PATTERNS.ipv4), "must be an IPv4 address");
 export const cidrSchema = z.string().regex(
   re(PATTERNS.ipv4Cidr),
