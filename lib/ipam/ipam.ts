@@ -154,6 +154,8 @@ export class Ipam {
   readonly #maxAttempts: number;
   readonly #backoff: { baseMs: number; capMs: number };
   readonly #counters: IpamCounters;
+  /** In-flight claims by (node, pool, exclusions). */
+  readonly #claims = new Map<string, Promise<Versioned<BlockSpec> | undefined>>();
 
   constructor(private readonly deps: IpamDeps, opts: IpamOptions = {}) {
     this.#cooldownMs = opts.cooldownMs ?? 30_000;
@@ -284,28 +286,46 @@ export class Ipam {
   }
 
   /**
-   * Gives `node` a block of `pool` with at least one free address: an unclaimed block (first by
-   * name), else a new block for a CIDR of the pool that has none yet. Undefined when the pool is
-   * missing, disabled or fully claimed.
+   * Gives `node` a block of `pool` with at least one free address: one already affine to it (a
+   * concurrent call may just have claimed it), else an unclaimed block (first by name), else a new
+   * block for a CIDR of the pool that has none yet. Undefined when the pool is missing, disabled or
+   * fully claimed. Concurrent calls for the same node and pool on this instance share one claim, so
+   * a burst of pods on a node does not grab a block each.
    */
-  async claimBlock(
+  claimBlock(
     node: string,
     pool: string,
     opts: { exclude?: string[] } = {},
   ): Promise<Versioned<BlockSpec> | undefined> {
+    const key = JSON.stringify([node, pool, [...(opts.exclude ?? [])].sort()]);
+    const inflight = this.#claims.get(key);
+    if (inflight) return inflight;
+    const p = this.#claimBlock(node, pool, new Set(opts.exclude ?? [])).finally(() =>
+      this.#claims.delete(key)
+    );
+    this.#claims.set(key, p);
+    return p;
+  }
+
+  async #claimBlock(
+    node: string,
+    pool: string,
+    exclude: Set<string>,
+  ): Promise<Versioned<BlockSpec> | undefined> {
     const p = await this.deps.pools.get(pool);
     if (!p || p.spec.disabled) return undefined;
-    const exclude = new Set(opts.exclude ?? []);
+    const mine = hostAffinity(node);
+    const usable = (b: Versioned<BlockSpec>) =>
+      !b.spec.deleted && !exclude.has(b.name) && b.spec.unallocated.length > 0;
     return await this.#retry("claim block", async () => {
       const blocks = (await this.deps.blocks.list()).filter((b) => b.spec.pool === pool);
-      const free = blocks.find((b) =>
-        b.spec.affinity === null && !b.spec.deleted && !exclude.has(b.name) &&
-        b.spec.unallocated.length > 0
-      );
+      const own = blocks.find((b) => b.spec.affinity === mine && usable(b));
+      if (own) return own;
+      const free = blocks.find((b) => b.spec.affinity === null && usable(b));
       if (free) {
         const claimed = await this.deps.blocks.update({
           ...free,
-          spec: { ...free.spec, affinity: hostAffinity(node) },
+          spec: { ...free.spec, affinity: mine },
         });
         this.#counters.claims++;
         return claimed;
@@ -314,7 +334,7 @@ export class Ipam {
       for (const cidr of carveBlocks(pool, p.spec)) {
         const name = blockName(cidr);
         if (have.has(cidr) || exclude.has(name)) continue;
-        const spec = newBlock({ pool, spec: p.spec, cidr, affinity: hostAffinity(node) });
+        const spec = newBlock({ pool, spec: p.spec, cidr, affinity: mine });
         if (spec.unallocated.length === 0) continue;
         const created = await this.deps.blocks.create(name, spec);
         this.#counters.claims++;
@@ -353,9 +373,13 @@ export class Ipam {
       const pick = pickOrdinal(claimed.spec, this.#pickOpts());
       if (pick) return { block: claimed, pick, borrowed: false };
     }
-    const foreign = this.#best(scope.blocks.filter((b) => b.spec.affinity !== mine));
+    // Claiming found nothing free: other nodes claimed meanwhile, so borrow from a fresh read.
+    const fresh = await this.#scope(req);
+    const own = this.#best(fresh.blocks.filter((b) => b.spec.affinity === mine));
+    if (own) return { block: own.block, pick: own.pick, borrowed: false };
+    const foreign = this.#best(fresh.blocks.filter((b) => b.spec.affinity !== mine));
     if (foreign) return { block: foreign.block, pick: foreign.pick, borrowed: true };
-    throw new IpamExhaustedError(scope.names, scope.details);
+    throw new IpamExhaustedError(fresh.names, fresh.details);
   }
 
   /** Blocks the request may use, in preference order, plus why some pools were skipped. */
