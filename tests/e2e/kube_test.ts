@@ -9,7 +9,8 @@
  * config is ConfigMap `hostnic-cfg-cm` read through the API. Checked: node vxnets assigned deterministically
  * (and annotated), ConfigMap values in effect, the pool health annotation, pod annotations driving
  * vxnet / fixed IP / passthrough, refusals with events (invalid annotation, CNI_ARGS conflict, an IP
- * outside the vxnet), an ADD while the API blinks (networked, then an event), and the notice that
+ * outside the vxnet), an ADD while the API blinks (networked, then an event), watches that survive
+ * an API server restart (GC of a pod deleted without a DEL, the ConfigMap), and the notice that
  * a ConfigMap change needs a restart.
  */
 import assert from "node:assert/strict";
@@ -299,6 +300,16 @@ Deno.test({
       } finally {
         await mustDel(p);
       }
+    });
+
+    await t.step("the API server restarts; the daemons' watches carry on", async () => {
+      const before = (await proxy.stats()).byPath["/api/v1/pods"] ?? 0;
+      await cp.restartApiserver();
+      // The pod watch (GC's live pods) and the ConfigMap watch reconnect: the two steps below
+      // only pass if both deliver changes made after the restart.
+      await waitFor("the pod watch is re-established", async () => {
+        return ((await proxy.stats()).byPath["/api/v1/pods"] ?? 0) > before;
+      }, { timeoutMs: 60_000, intervalMs: 250 });
     });
 
     await t.step("a pod deleted in Kubernetes without a DEL is released by GC", async () => {
