@@ -102,7 +102,7 @@ export class PodLookupError extends HostnicError {
 /** API failures that mean "the API server blinked": worth retrying, never worth failing a pod. */
 export function isTransientKubeError(err: unknown): boolean {
   if (!(err instanceof KubeError)) return false;
-  if (err.code === "KUBE_UNREACHABLE") return true;
+  if (err.code === "KUBE_UNREACHABLE" || err.code === "KUBE_THROTTLED") return true;
   const s = err.status;
   return err.code === "KUBE_API_ERROR" && s !== undefined && (s >= 500 || s === 429);
 }
