@@ -64,7 +64,12 @@ export const statusBodySchema = z.object({
   code: z.number().optional(),
 });
 
-export function validate<T extends z.ZodType>(schema: T, value: unknown, op: string, what: string) {
+export function validate<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  op: string,
+  what: string,
+): z.output<T> {
   const res = schema.safeParse(value);
   if (res.success) return res.data as z.output<T>;
   const issue = res.error.issues[0];

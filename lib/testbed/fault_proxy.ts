@@ -44,7 +44,7 @@ export interface FaultRule {
   watchError?: { code: number; reason: string; message?: string };
   /** Forward, but hold the request this long first. */
   delayMs?: number;
-  /** Forward, then end the response body (a watch) abruptly after this long. */
+  /** Forward, then end the response body (a watch) after this long, mid-stream. */
   cutAfterMs?: number;
   /** How many requests it applies to (default 1). */
   times?: number;
@@ -229,8 +229,10 @@ async function main(): Promise<void> {
         async pull(ctl) {
           const next = await Promise.race([reader.read(), cut.promise]).catch(() => "cut" as const);
           if (next === "cut") {
+            // End the body where it stands. (Erroring the stream instead leaves Deno's server
+            // holding the connection open, and the client never notices.)
             end();
-            ctl.error(new Error("cut by fault proxy"));
+            ctl.close();
           } else if (next.done) {
             end();
             ctl.close();

@@ -151,6 +151,10 @@ export function node(name: string, annotations: Record<string, string> = {}): un
 }
 
 /** Deletes pods at once (no kubelet runs them, so a graceful delete would never finish). */
-export async function deletePods(cp: ControlPlane, namespace: string, ...names: string[]) {
+export async function deletePods(
+  cp: ControlPlane,
+  namespace: string,
+  ...names: string[]
+): Promise<void> {
   await cp.kubectlOk(["-n", namespace, "delete", "pod", "--grace-period=0", "--force", ...names]);
 }
