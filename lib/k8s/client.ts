@@ -19,7 +19,7 @@
  *   are retried on 429, 5xx and transport errors with jittered exponential backoff, honouring
  *   `Retry-After` (capped), at most `retry.maxAttempts` attempts. An event create is retried with
  *   the same client-chosen name, and 409 AlreadyExists on a retry counts as success (the earlier
- *   attempt landed). 4xx other than 429 is never retried. See transport.ts.
+ *   attempt landed). 4xx other than 429 is never retried. See request.ts and transport.ts.
  * - Watches (watch.ts) reconnect with capped backoff and resume from the last resourceVersion,
  *   relisting only after "410 Gone"; a relist delivers differences, not the whole set again.
  */
@@ -28,23 +28,13 @@ import { errorMessage } from "../errors.ts";
 import { type Logger, nullLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { KubeError } from "./errors.ts";
+import { ApiRequester, type Options } from "./request.ts";
+import { configMapSchema, listMetaSchema, toNode, toPod, validate } from "./schemas.ts";
 import {
-  configMapSchema,
-  listMetaSchema,
-  parseStatusBody,
-  toNode,
-  toPod,
-  validate,
-} from "./schemas.ts";
-import {
-  type AttemptFailure,
   DEFAULT_RATE_LIMIT,
   DEFAULT_RETRY,
-  planRetry,
   type RateLimit,
-  type Repeatable,
   type RetryPolicy,
-  TokenBucket,
 } from "./transport.ts";
 import type {
   Kube,
@@ -169,8 +159,6 @@ function checkName(what: string, value: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
-type Options = k8s.ConfigurationOptions<k8s.ObservableMiddleware>;
-
 interface CachedEvent {
   namespace: string;
   name: string;
@@ -179,54 +167,13 @@ interface CachedEvent {
   until: number;
 }
 
-/** One API operation as `#request` runs it. */
-interface RequestSpec {
-  /** What is attempted, for messages: `get pod "ns/name"`. */
-  op: string;
-  /** How safe it is to repeat (default `idempotent`). */
-  repeatable?: Repeatable;
-  /** Content-Type of the body (patches). */
-  contentType?: string;
-}
-
-/** What became of an operation: its result, or that the object is absent / already exists. */
-type Outcome<T> = { ok: true; value: T } | { ok: false; status: 404 | 409 };
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** A failed attempt's error, as the retry decision sees it. */
-function attemptFailure(err: unknown): AttemptFailure {
-  if (err instanceof k8s.ApiException) {
-    const headers = (err.headers ?? {}) as Record<string, string | undefined>;
-    const retryAfter = headers["retry-after"];
-    return { status: err.code, ...(retryAfter !== undefined ? { retryAfter } : {}) };
-  }
-  return isTransportError(err) ? { transport: true } : {};
-}
-
-/**
- * The connection failed, was cut, or timed out: undici's fetch rejects with a TypeError "fetch
- * failed" (or "terminated" for a body cut short) whose cause carries the socket error.
- */
-function isTransportError(err: unknown): boolean {
-  const e = err as { name?: string; message?: string; cause?: { code?: unknown } };
-  if (e?.name === "TimeoutError" || e?.name === "AbortError") return true;
-  if (!(err instanceof TypeError)) return false;
-  return /^(fetch failed|terminated)$/.test(e.message ?? "") || typeof e.cause?.code === "string";
-}
-
 export class HttpKube implements Kube {
   readonly #kc: k8s.KubeConfig;
   readonly #core: k8s.CoreV1Api;
-  readonly #server: string;
+  readonly #api: ApiRequester;
   readonly #component: string;
   readonly #host: string | undefined;
-  readonly #timeoutMs: number;
   readonly #backoff: { min: number; max: number };
-  readonly #retry: RetryPolicy;
-  readonly #bucket: TokenBucket;
-  readonly #qps: number;
-  readonly #userAgent: string;
   readonly #pageSize: number;
   readonly #log: Logger;
   readonly #watches = new Set<KubeWatch>();
@@ -234,10 +181,9 @@ export class HttpKube implements Kube {
 
   constructor(kc: k8s.KubeConfig, opts: LoadKubeOptions = {}) {
     this.#component = opts.component ?? "hostnic";
-    this.#userAgent = `hostnic/${VERSION} (${this.#component})`;
+    const userAgent = `hostnic/${VERSION} (${this.#component})`;
     // The Watch builds its request from `applySecurityAuthentication` alone: set the User-Agent
-    // there. (API calls get it from the middleware in #options, which runs after the library's.)
-    const userAgent = this.#userAgent;
+    // there. (API calls get it from the request middleware, which runs after the library's own.)
     this.#kc = Object.assign(Object.create(kc) as k8s.KubeConfig, {
       async applySecurityAuthentication(ctx: k8s.RequestContext): Promise<void> {
         await kc.applySecurityAuthentication(ctx);
@@ -245,186 +191,37 @@ export class HttpKube implements Kube {
       },
     });
     this.#core = kc.makeApiClient(k8s.CoreV1Api);
-    this.#server = kc.getCurrentCluster()?.server ?? "(none)";
     this.#host = opts.nodeName;
-    this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#backoff = opts.watchBackoffMs ?? { min: 500, max: 30_000 };
-    this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
-    if (!(this.#retry.maxAttempts >= 1)) {
+    this.#pageSize = opts.listPageSize ?? DEFAULT_LIST_PAGE;
+    this.#log = (opts.logger ?? nullLogger).child({ component: "k8s" });
+    const retry = { ...DEFAULT_RETRY, ...opts.retry };
+    if (!(retry.maxAttempts >= 1)) {
       throw new KubeError(
         "KUBE_CONFIG",
         "configure the client",
-        `Invalid retry.maxAttempts ${this.#retry.maxAttempts}: must be at least 1`,
+        `Invalid retry.maxAttempts ${retry.maxAttempts}: must be at least 1`,
       );
     }
-    const limit = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
     try {
-      this.#bucket = new TokenBucket(limit);
+      this.#api = new ApiRequester({
+        server: kc.getCurrentCluster()?.server ?? "(none)",
+        timeoutMs: opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+        retry,
+        rateLimit: opts.rateLimit ?? DEFAULT_RATE_LIMIT,
+        userAgent,
+        log: this.#log,
+      });
     } catch (err) {
       throw new KubeError("KUBE_CONFIG", "configure the client", errorMessage(err));
     }
-    this.#qps = limit.qps;
-    this.#pageSize = opts.listPageSize ?? DEFAULT_LIST_PAGE;
-    this.#log = (opts.logger ?? nullLogger).child({ component: "k8s" });
-  }
-
-  /** Request options of one attempt: its deadline, our User-Agent, a Content-Type for patches. */
-  #options(timeoutMs: number, contentType?: string): Options {
-    const userAgent = this.#userAgent;
-    const attempt: k8s.ObservableMiddleware = {
-      pre(ctx) {
-        ctx.setSignal(AbortSignal.timeout(Math.max(1, timeoutMs)));
-        ctx.setHeaderParam("User-Agent", userAgent);
-        if (contentType) ctx.setHeaderParam("Content-Type", contentType);
-        return new k8s.Observable(Promise.resolve(ctx));
-      },
-      post(ctx) {
-        return new k8s.Observable(Promise.resolve(ctx));
-      },
-    };
-    return { middleware: [attempt], middlewareMergeStrategy: "append" };
-  }
-
-  /**
-   * Runs one operation: waits for the rate limiter, then attempts it until it succeeds, fails for
-   * good, runs out of attempts or would pass its deadline. 404 (and, for a create that was
-   * retried, 409) come back as outcomes; every other failure is a `KubeError`.
-   */
-  async #request<T>(spec: RequestSpec, fn: (o: Options) => Promise<T>): Promise<Outcome<T>> {
-    const repeatable = spec.repeatable ?? "idempotent";
-    const deadline = Date.now() + this.#timeoutMs;
-    for (let attempt = 1;; attempt++) {
-      const wait = this.#bucket.reserve(deadline);
-      if (wait === undefined) {
-        throw new KubeError(
-          "KUBE_THROTTLED",
-          spec.op,
-          `Cannot ${spec.op}: the client-side rate limit (${this.#qps} requests per second) ` +
-            `leaves no slot within ${this.#timeoutMs} ms${
-              attempt > 1 ? ` (after ${attempt - 1} attempts)` : ""
-            }`,
-          { attempts: attempt - 1 },
-        );
-      }
-      if (wait > 0) await sleep(wait);
-      try {
-        return {
-          ok: true,
-          value: await fn(this.#options(deadline - Date.now(), spec.contentType)),
-        };
-      } catch (err) {
-        if (err instanceof k8s.ApiException) {
-          if (err.code === 404) return { ok: false, status: 404 };
-          // Our earlier attempt created it, and only its reply was lost.
-          if (err.code === 409 && repeatable === "create" && attempt > 1) {
-            return { ok: false, status: 409 };
-          }
-        }
-        const failure = attemptFailure(err);
-        const now = Date.now();
-        const delay = planRetry({
-          failure,
-          repeatable,
-          attempt,
-          policy: this.#retry,
-          now,
-          deadline,
-        });
-        if (delay === undefined) throw this.#error(spec.op, err, attempt);
-        this.#log.debug("retrying a Kubernetes API request", {
-          op: spec.op,
-          attempt,
-          ...(failure.status ? { status: failure.status } : {}),
-          retryInMs: delay,
-        });
-        await sleep(delay);
-      }
-    }
-  }
-
-  /** `#request` for an operation that must succeed (404 is an error too). */
-  async #call<T>(spec: RequestSpec, fn: (o: Options) => Promise<T>): Promise<T> {
-    const out = await this.#request(spec, fn);
-    if (out.ok) return out.value;
-    throw new KubeError(
-      "KUBE_API_ERROR",
-      spec.op,
-      `Kubernetes API refused to ${spec.op}: ${out.status} ${
-        out.status === 404 ? "NotFound: it does not exist" : "AlreadyExists"
-      }`,
-      { status: out.status, reason: out.status === 404 ? "NotFound" : "AlreadyExists" },
-    );
-  }
-
-  /** `#request` for a read: undefined when the object does not exist. */
-  async #read<T>(spec: RequestSpec, fn: (o: Options) => Promise<T>): Promise<T | undefined> {
-    const out = await this.#request(spec, fn);
-    return out.ok ? out.value : undefined;
-  }
-
-  #error(op: string, err: unknown, attempts = 1): KubeError {
-    if (err instanceof KubeError) return err;
-    const after = attempts > 1 ? ` (after ${attempts} attempts)` : "";
-    const extra = { attempts };
-    const httpStatus = err instanceof k8s.ApiException
-      ? err.code
-      : typeof (err as { statusCode?: unknown })?.statusCode === "number"
-      ? (err as { statusCode: number }).statusCode
-      : undefined;
-    if (httpStatus !== undefined) {
-      const status = err instanceof k8s.ApiException ? parseStatusBody(err.body) : undefined;
-      const text = status?.message ??
-        (httpStatus === 401
-          ? "the credentials were rejected (token or client certificate)"
-          : `HTTP ${httpStatus}`);
-      return new KubeError(
-        "KUBE_API_ERROR",
-        op,
-        `Kubernetes API refused to ${op}: ${httpStatus}${
-          status?.reason ? ` ${status.reason}` : ""
-        }: ${text}${after}`,
-        { status: httpStatus, ...(status?.reason ? { reason: status.reason } : {}), ...extra },
-      );
-    }
-    if (err instanceof SyntaxError) {
-      return new KubeError(
-        "KUBE_INVALID_REPLY",
-        op,
-        `The API server's reply to ${op} is not valid JSON`,
-        extra,
-      );
-    }
-    if (!isTransportError(err)) {
-      // The library failed to decode what the server sent (a wrong Content-Type, a body that
-      // does not fit the declared type).
-      return new KubeError(
-        "KUBE_INVALID_REPLY",
-        op,
-        `The API server's reply to ${op} cannot be read: ${errorMessage(err)}`,
-        extra,
-      );
-    }
-    const e = err as {
-      name?: string;
-      message?: string;
-      cause?: { code?: string; message?: string };
-    };
-    const detail = e?.name === "TimeoutError" || e?.name === "AbortError"
-      ? `no answer within ${this.#timeoutMs} ms`
-      : e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
-    return new KubeError(
-      "KUBE_UNREACHABLE",
-      op,
-      `Cannot reach the Kubernetes API server at "${this.#server}" to ${op}: ${detail}${after}`,
-      extra,
-    );
   }
 
   async getPod(namespace: string, name: string): Promise<PodInfo | undefined> {
     const op = `get pod "${namespace}/${name}"`;
     checkName("namespace", namespace);
     checkName("pod name", name);
-    const raw = await this.#read(
+    const raw = await this.#api.read(
       { op },
       (o) => this.#core.readNamespacedPod({ namespace, name }, o),
     );
@@ -459,7 +256,7 @@ export class HttpKube implements Kube {
     let cont: string | undefined;
     let resourceVersion: string | undefined;
     for (let i = 0; i < 10_000; i++) {
-      const raw = await this.#call({ op }, (o) => page(cont, o));
+      const raw = await this.#api.call({ op }, (o) => page(cont, o));
       const list = validate(listMetaSchema, raw, op, "list");
       items.push(...list.items);
       resourceVersion = list.metadata?.resourceVersion ?? resourceVersion;
@@ -472,7 +269,7 @@ export class HttpKube implements Kube {
   async getNode(name: string): Promise<NodeInfo | undefined> {
     checkName("node name", name);
     const op = `get node "${name}"`;
-    const raw = await this.#read({ op }, (o) => this.#core.readNode({ name }, o));
+    const raw = await this.#api.read({ op }, (o) => this.#core.readNode({ name }, o));
     return raw === undefined ? undefined : toNode(raw, op);
   }
 
@@ -506,7 +303,7 @@ export class HttpKube implements Kube {
       }
     }
     // A merge patch of absolute values: repeating it is harmless, so it is retried.
-    const raw = await this.#call(
+    const raw = await this.#api.call(
       { op, contentType: k8s.PatchStrategy.MergePatch },
       (o) => this.#core.patchNode({ name, body: { metadata: { annotations } } }, o),
     );
@@ -558,7 +355,7 @@ export class HttpKube implements Kube {
       },
     };
     // Strategic merge: conditions merge by `type`, so kubelet's own conditions stay.
-    await this.#call(
+    await this.#api.call(
       { op, contentType: k8s.PatchStrategy.StrategicMergePatch },
       (o) => this.#core.patchNodeStatus({ name, body }, o),
     );
@@ -598,7 +395,7 @@ export class HttpKube implements Kube {
     if (seen && seen.until > now.getTime()) {
       const body = { count: seen.count + 1, lastTimestamp: now.toISOString() };
       // `count` is set, not incremented, by the patch: repeating it is harmless.
-      const patched = await this.#read(
+      const patched = await this.#api.read(
         { op, contentType: k8s.PatchStrategy.MergePatch },
         (o) =>
           this.#core.patchNamespacedEvent(
@@ -635,7 +432,7 @@ export class HttpKube implements Kube {
     };
     // The name is chosen here, so a retry cannot make a second Event: AlreadyExists on a retry
     // means the first attempt landed (its reply was lost).
-    const created = await this.#request(
+    const created = await this.#api.request(
       { op, repeatable: "create" },
       (o) => this.#core.createNamespacedEvent({ namespace: pod.namespace, body }, o),
     );
@@ -663,7 +460,7 @@ export class HttpKube implements Kube {
     checkName("namespace", namespace);
     checkName("ConfigMap name", name);
     const op = `get ConfigMap "${namespace}/${name}"`;
-    const raw = await this.#read(
+    const raw = await this.#api.read(
       { op },
       (o) => this.#core.readNamespacedConfigMap({ namespace, name }, o),
     );
@@ -763,7 +560,7 @@ export class HttpKube implements Kube {
       watcher: new k8s.Watch(this.#kc),
       log: this.#log,
       backoff: this.#backoff,
-      error: (op, err) => this.#error(op, err),
+      error: (op, err) => this.#api.error(op, err),
     }, spec);
     const tracked: KubeWatch = {
       stop: async () => {
