@@ -14,8 +14,9 @@
  */
 // Static, but light: lib/cni/env.ts imports no npm package and no mode.
 import { isCniCall } from "./lib/cni/env.ts";
+import { VERSION } from "./lib/version.ts";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 /** Every mode entry has this shape: it returns the process exit code and never exits itself. */
 export type ModeMain = (args: string[]) => Promise<number>;

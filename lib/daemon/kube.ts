@@ -102,7 +102,7 @@ export class PodLookupError extends HostnicError {
 /** API failures that mean "the API server blinked": worth retrying, never worth failing a pod. */
 export function isTransientKubeError(err: unknown): boolean {
   if (!(err instanceof KubeError)) return false;
-  if (err.code === "KUBE_UNREACHABLE") return true;
+  if (err.code === "KUBE_UNREACHABLE" || err.code === "KUBE_THROTTLED") return true;
   const s = err.status;
   return err.code === "KUBE_API_ERROR" && s !== undefined && (s >= 500 || s === 429);
 }
@@ -384,6 +384,13 @@ export function daemonPodEnv(env: EnvReader = denoEnv): { namespace: string; pod
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Start-up only: waits out an API server that stays away for a while (a restart, a control-plane
+ * upgrade), up to the start deadline. Blips are the client's business: each call already retries
+ * 429/5xx/transport errors itself (at most 4 attempts within REQUEST_TIMEOUT_MS, lib/k8s/transport.ts)
+ * and passes the client's 5 QPS token bucket, so this outer loop adds at most one such call per
+ * 0.25–4 s: bounded, never a storm.
+ */
 async function retryTransient<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
   let delay = 250;
   for (;;) {

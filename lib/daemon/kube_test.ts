@@ -1,7 +1,7 @@
 /**
  * The daemon's Kubernetes binding against an in-memory `Kube`: annotation merge with CNI_ARGS, the
  * node vxnet choice, health annotation diffing, events on failed ADDs, the API-unreachable path,
- * ConfigMap change notices and live pods. (The real client against the fake API server, in real
+ * ConfigMap change notices and live pods. (The real client against the real kube-apiserver, in real
  * daemon processes, is tests/e2e/kube_test.ts.)
  */
 import assert from "node:assert/strict";

@@ -7,14 +7,35 @@
  * - Every reply is validated with zod before it is used; a malformed one is `KUBE_INVALID_REPLY`.
  * - Every failure is a `KubeError` whose message names the operation and the object. Messages never
  *   carry request headers, the kubeconfig's contents or a stack.
- * - Every request has a deadline (`requestTimeoutMs`); watches reconnect with capped backoff and
- *   resume from the last resourceVersion, relisting after "410 Gone".
+ * - Every request, watches included, says who it is: `User-Agent: hostnic/<version> (<component>)`
+ *   (the library's own User-Agent is replaced), so API server audit logs and priority-and-fairness
+ *   name hostnic.
+ * - Every non-watch request passes a client-side token bucket (`rateLimit`, client-go's defaults:
+ *   5 QPS, burst 10), retries included; a request that could not start before its deadline fails
+ *   with `KUBE_THROTTLED`.
+ * - `requestTimeoutMs` is the deadline of one operation, retries included: each attempt gets what
+ *   is left of it, and no retry is planned past it.
+ * - Idempotent requests (get, list, merge and strategic-merge patches that set absolute values)
+ *   are retried on 429, 5xx and transport errors with jittered exponential backoff, honouring
+ *   `Retry-After` (capped), at most `retry.maxAttempts` attempts. An event create is retried with
+ *   the same client-chosen name, and 409 AlreadyExists on a retry counts as success (the earlier
+ *   attempt landed). 4xx other than 429 is never retried. See request.ts and transport.ts.
+ * - Watches (watch.ts) reconnect with capped backoff and resume from the last resourceVersion,
+ *   relisting only after "410 Gone"; a relist delivers differences, not the whole set again.
  */
 import * as k8s from "@kubernetes/client-node";
-import { z } from "zod";
 import { errorMessage } from "../errors.ts";
 import { type Logger, nullLogger } from "../log.ts";
+import { VERSION } from "../version.ts";
 import { KubeError } from "./errors.ts";
+import { ApiRequester, type Options } from "./request.ts";
+import { configMapSchema, listMetaSchema, toNode, toPod, validate } from "./schemas.ts";
+import {
+  DEFAULT_RATE_LIMIT,
+  DEFAULT_RETRY,
+  type RateLimit,
+  type RetryPolicy,
+} from "./transport.ts";
 import type {
   Kube,
   KubeEvent,
@@ -26,6 +47,9 @@ import type {
   WatchEventType,
   WatchPodsOptions,
 } from "./types.ts";
+import { listWatch, type ListWatchSpec } from "./watch.ts";
+
+export type { RateLimit, RetryPolicy } from "./transport.ts";
 
 export interface LoadKubeOptions {
   /** kubeconfig file; without it the in-cluster service account is used. */
@@ -34,15 +58,21 @@ export interface LoadKubeOptions {
   component?: string;
   /** This node's name: the events' `source.host` / `reportingInstance`. */
   nodeName?: string;
-  /** Deadline of each non-watch request. */
+  /** Deadline of each non-watch operation, its retries included (default 15 s). */
   requestTimeoutMs?: number;
+  /** Client-side rate limit of non-watch requests (default 5 QPS, burst 10, as client-go). */
+  rateLimit?: RateLimit;
+  /** Retries of idempotent requests (default 4 attempts, 200 ms doubling to 5 s, Retry-After ≤ 10 s). */
+  retry?: Partial<RetryPolicy>;
   /** Watch reconnect backoff bounds. */
   watchBackoffMs?: { min: number; max: number };
+  /** Items per page of a list (default 500). */
+  listPageSize?: number;
   logger?: Logger;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
-const LIST_PAGE = 500;
+const DEFAULT_LIST_PAGE = 500;
 /** Identical events within this window bump `count` on one Event object. */
 const EVENT_DEDUP_MS = 10 * 60_000;
 const EVENT_CACHE_MAX = 4096;
@@ -106,118 +136,6 @@ export function loadKube(opts: LoadKubeOptions = {}): Kube {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reply schemas. The client hands back deserialized objects (timestamps as Date); watch events
-// are raw JSON (timestamps as strings). Both pass.
-
-const stringMap = z.record(z.string(), z.string()).nullish().transform((v) => v ?? {});
-const timestamp = z.union([z.date(), z.string()]).nullish().transform((v) =>
-  v instanceof Date ? v.toISOString() : v ?? undefined
-);
-const metaSchema = z.object({
-  name: z.string().min(1),
-  namespace: z.string().nullish(),
-  uid: z.string().nullish(),
-  resourceVersion: z.string().nullish(),
-  creationTimestamp: timestamp,
-  annotations: stringMap,
-  labels: stringMap,
-});
-
-const podSchema = z.object({
-  metadata: metaSchema.extend({ namespace: z.string().min(1), uid: z.string().min(1) }),
-  spec: z.object({ nodeName: z.string().nullish() }).nullish(),
-  status: z.object({ phase: z.string().nullish(), podIP: z.string().nullish() }).nullish(),
-});
-
-const conditionSchema = z.object({
-  type: z.string().min(1),
-  status: z.enum(["True", "False", "Unknown"]),
-  reason: z.string().nullish(),
-  message: z.string().nullish(),
-  lastTransitionTime: timestamp,
-  lastHeartbeatTime: timestamp,
-});
-
-const nodeSchema = z.object({
-  metadata: metaSchema,
-  spec: z.object({ providerID: z.string().nullish() }).nullish(),
-  status: z.object({
-    addresses: z.array(z.object({ type: z.string(), address: z.string() })).nullish(),
-    conditions: z.array(conditionSchema).nullish(),
-  }).nullish(),
-});
-
-const configMapSchema = z.object({ metadata: metaSchema, data: stringMap });
-
-const listMetaSchema = z.object({
-  metadata: z.object({
-    resourceVersion: z.string().nullish(),
-    _continue: z.string().nullish(),
-    continue: z.string().nullish(),
-  }).nullish(),
-  items: z.array(z.unknown()),
-});
-
-const statusBodySchema = z.object({
-  kind: z.literal("Status"),
-  message: z.string().optional(),
-  reason: z.string().optional(),
-  code: z.number().optional(),
-});
-
-function validate<T extends z.ZodType>(schema: T, value: unknown, op: string, what: string) {
-  const res = schema.safeParse(value);
-  if (res.success) return res.data as z.output<T>;
-  const issue = res.error.issues[0];
-  const at = issue.path.length > 0 ? issue.path.map(String).join(".") : "(root)";
-  throw new KubeError(
-    "KUBE_INVALID_REPLY",
-    op,
-    `The API server's reply to ${op} is not a valid ${what}: ${at}: ${issue.message}`,
-  );
-}
-
-function toPod(raw: unknown, op: string): PodInfo {
-  const p = validate(podSchema, raw, op, "Pod");
-  const pod: PodInfo = {
-    namespace: p.metadata.namespace,
-    name: p.metadata.name,
-    uid: p.metadata.uid,
-    annotations: p.metadata.annotations,
-    labels: p.metadata.labels,
-  };
-  if (p.spec?.nodeName) pod.nodeName = p.spec.nodeName;
-  if (p.status?.phase) pod.phase = p.status.phase;
-  if (p.status?.podIP) pod.podIP = p.status.podIP;
-  return pod;
-}
-
-function toCondition(c: z.output<typeof conditionSchema>): NodeCondition {
-  const out: NodeCondition = { type: c.type, status: c.status };
-  if (c.reason) out.reason = c.reason;
-  if (c.message) out.message = c.message;
-  if (c.lastTransitionTime) out.lastTransitionTime = c.lastTransitionTime;
-  if (c.lastHeartbeatTime) out.lastHeartbeatTime = c.lastHeartbeatTime;
-  return out;
-}
-
-function toNode(raw: unknown, op: string): NodeInfo {
-  const n = validate(nodeSchema, raw, op, "Node");
-  const node: NodeInfo = {
-    name: n.metadata.name,
-    annotations: n.metadata.annotations,
-    labels: n.metadata.labels,
-    conditions: (n.status?.conditions ?? []).map(toCondition),
-  };
-  if (n.metadata.uid) node.uid = n.metadata.uid;
-  if (n.metadata.creationTimestamp) node.createdAt = n.metadata.creationTimestamp;
-  if (n.spec?.providerID) node.providerId = n.spec.providerID;
-  const ip = n.status?.addresses?.find((a) => a.type === "InternalIP")?.address;
-  if (ip) node.internalIp = ip;
-  return node;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Input checks: names go into URLs and field selectors, so they are held to Kubernetes' rules.
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -241,8 +159,6 @@ function checkName(what: string, value: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
-type Options = k8s.ConfigurationOptions<k8s.ObservableMiddleware>;
-
 interface CachedEvent {
   namespace: string;
   name: string;
@@ -254,102 +170,60 @@ interface CachedEvent {
 export class HttpKube implements Kube {
   readonly #kc: k8s.KubeConfig;
   readonly #core: k8s.CoreV1Api;
-  readonly #server: string;
+  readonly #api: ApiRequester;
   readonly #component: string;
   readonly #host: string | undefined;
-  readonly #timeoutMs: number;
   readonly #backoff: { min: number; max: number };
+  readonly #pageSize: number;
   readonly #log: Logger;
   readonly #watches = new Set<KubeWatch>();
   readonly #events = new Map<string, CachedEvent>();
 
   constructor(kc: k8s.KubeConfig, opts: LoadKubeOptions = {}) {
-    this.#kc = kc;
-    this.#core = kc.makeApiClient(k8s.CoreV1Api);
-    this.#server = kc.getCurrentCluster()?.server ?? "(none)";
     this.#component = opts.component ?? "hostnic";
+    const userAgent = `hostnic/${VERSION} (${this.#component})`;
+    // The Watch builds its request from `applySecurityAuthentication` alone: set the User-Agent
+    // there. (API calls get it from the request middleware, which runs after the library's own.)
+    this.#kc = Object.assign(Object.create(kc) as k8s.KubeConfig, {
+      async applySecurityAuthentication(ctx: k8s.RequestContext): Promise<void> {
+        await kc.applySecurityAuthentication(ctx);
+        ctx.setHeaderParam("User-Agent", userAgent);
+      },
+    });
+    this.#core = kc.makeApiClient(k8s.CoreV1Api);
     this.#host = opts.nodeName;
-    this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#backoff = opts.watchBackoffMs ?? { min: 500, max: 30_000 };
+    this.#pageSize = opts.listPageSize ?? DEFAULT_LIST_PAGE;
     this.#log = (opts.logger ?? nullLogger).child({ component: "k8s" });
-  }
-
-  /** Request options: a deadline, plus a Content-Type for patches. */
-  #options(contentType?: string): Options {
-    const timeoutMs = this.#timeoutMs;
-    const deadline: k8s.ObservableMiddleware = {
-      pre(ctx) {
-        ctx.setSignal(AbortSignal.timeout(timeoutMs));
-        return new k8s.Observable(Promise.resolve(ctx));
-      },
-      post(ctx) {
-        return new k8s.Observable(Promise.resolve(ctx));
-      },
-    };
-    const base: Options = { middleware: [deadline], middlewareMergeStrategy: "append" };
-    return contentType ? k8s.setHeaderOptions("Content-Type", contentType, base) : base;
-  }
-
-  /** Runs one API call; maps every failure to a `KubeError`. 404 → undefined when `allow404`. */
-  async #call<T>(op: string, fn: () => Promise<T>, allow404: true): Promise<T | undefined>;
-  async #call<T>(op: string, fn: () => Promise<T>, allow404?: false): Promise<T>;
-  async #call<T>(op: string, fn: () => Promise<T>, allow404 = false): Promise<T | undefined> {
+    const retry = { ...DEFAULT_RETRY, ...opts.retry };
+    if (!(retry.maxAttempts >= 1)) {
+      throw new KubeError(
+        "KUBE_CONFIG",
+        "configure the client",
+        `Invalid retry.maxAttempts ${retry.maxAttempts}: must be at least 1`,
+      );
+    }
     try {
-      return await fn();
+      this.#api = new ApiRequester({
+        server: kc.getCurrentCluster()?.server ?? "(none)",
+        timeoutMs: opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+        retry,
+        rateLimit: opts.rateLimit ?? DEFAULT_RATE_LIMIT,
+        userAgent,
+        log: this.#log,
+      });
     } catch (err) {
-      if (allow404 && err instanceof k8s.ApiException && err.code === 404) return undefined;
-      throw this.#error(op, err);
+      throw new KubeError("KUBE_CONFIG", "configure the client", errorMessage(err));
     }
-  }
-
-  #error(op: string, err: unknown): KubeError {
-    if (err instanceof KubeError) return err;
-    if (err instanceof k8s.ApiException) {
-      const code = err.code;
-      const status = parseStatusBody(err.body);
-      const text = status?.message ??
-        (code === 401
-          ? "the credentials were rejected (token or client certificate)"
-          : `HTTP ${code}`);
-      return new KubeError(
-        "KUBE_API_ERROR",
-        op,
-        `Kubernetes API refused to ${op}: ${code}${
-          status?.reason ? ` ${status.reason}` : ""
-        }: ${text}`,
-        { status: code, ...(status?.reason ? { reason: status.reason } : {}) },
-      );
-    }
-    if (err instanceof SyntaxError) {
-      return new KubeError(
-        "KUBE_INVALID_REPLY",
-        op,
-        `The API server's reply to ${op} is not valid JSON`,
-      );
-    }
-    const e = err as {
-      name?: string;
-      message?: string;
-      cause?: { code?: string; message?: string };
-    };
-    const detail = e?.name === "TimeoutError" || e?.name === "AbortError"
-      ? `no answer within ${this.#timeoutMs} ms`
-      : e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
-    return new KubeError(
-      "KUBE_UNREACHABLE",
-      op,
-      `Cannot reach the Kubernetes API server at "${this.#server}" to ${op}: ${detail}`,
-    );
   }
 
   async getPod(namespace: string, name: string): Promise<PodInfo | undefined> {
     const op = `get pod "${namespace}/${name}"`;
     checkName("namespace", namespace);
     checkName("pod name", name);
-    const raw = await this.#call(
-      op,
-      () => this.#core.readNamespacedPod({ namespace, name }, this.#options()),
-      true,
+    const raw = await this.#api.read(
+      { op },
+      (o) => this.#core.readNamespacedPod({ namespace, name }, o),
     );
     return raw === undefined ? undefined : toPod(raw, op);
   }
@@ -362,27 +236,27 @@ export class HttpKube implements Kube {
   }
 
   async #listPodsOnNode(op: string, nodeName: string) {
-    return await this.#paged(op, (cont) =>
+    return await this.#paged(op, (cont, o) =>
       this.#core.listPodForAllNamespaces(
         {
           fieldSelector: `spec.nodeName=${nodeName}`,
-          limit: LIST_PAGE,
+          limit: this.#pageSize,
           ...(cont ? { _continue: cont } : {}),
         },
-        this.#options(),
+        o,
       ));
   }
 
   /** Follows `continue` tokens; returns all items and the list's resourceVersion. */
   async #paged(
     op: string,
-    page: (cont: string | undefined) => Promise<unknown>,
+    page: (cont: string | undefined, o: Options) => Promise<unknown>,
   ): Promise<{ items: unknown[]; resourceVersion: string | undefined }> {
     const items: unknown[] = [];
     let cont: string | undefined;
     let resourceVersion: string | undefined;
     for (let i = 0; i < 10_000; i++) {
-      const raw = await this.#call(op, () => page(cont));
+      const raw = await this.#api.call({ op }, (o) => page(cont, o));
       const list = validate(listMetaSchema, raw, op, "list");
       items.push(...list.items);
       resourceVersion = list.metadata?.resourceVersion ?? resourceVersion;
@@ -395,17 +269,17 @@ export class HttpKube implements Kube {
   async getNode(name: string): Promise<NodeInfo | undefined> {
     checkName("node name", name);
     const op = `get node "${name}"`;
-    const raw = await this.#call(op, () => this.#core.readNode({ name }, this.#options()), true);
+    const raw = await this.#api.read({ op }, (o) => this.#core.readNode({ name }, o));
     return raw === undefined ? undefined : toNode(raw, op);
   }
 
   async listNodes(): Promise<NodeInfo[]> {
     const op = "list nodes";
-    const { items } = await this.#paged(op, (cont) =>
-      this.#core.listNode(
-        { limit: LIST_PAGE, ...(cont ? { _continue: cont } : {}) },
-        this.#options(),
-      ));
+    const { items } = await this.#paged(
+      op,
+      (cont, o) =>
+        this.#core.listNode({ limit: this.#pageSize, ...(cont ? { _continue: cont } : {}) }, o),
+    );
     return items.map((n) => toNode(n, op));
   }
 
@@ -428,11 +302,11 @@ export class HttpKube implements Kube {
         );
       }
     }
-    const raw = await this.#call(op, () =>
-      this.#core.patchNode(
-        { name, body: { metadata: { annotations } } },
-        this.#options(k8s.PatchStrategy.MergePatch),
-      ));
+    // A merge patch of absolute values: repeating it is harmless, so it is retried.
+    const raw = await this.#api.call(
+      { op, contentType: k8s.PatchStrategy.MergePatch },
+      (o) => this.#core.patchNode({ name, body: { metadata: { annotations } } }, o),
+    );
     return toNode(raw, op);
   }
 
@@ -481,11 +355,10 @@ export class HttpKube implements Kube {
       },
     };
     // Strategic merge: conditions merge by `type`, so kubelet's own conditions stay.
-    await this.#call(op, () =>
-      this.#core.patchNodeStatus(
-        { name, body },
-        this.#options(k8s.PatchStrategy.StrategicMergePatch),
-      ));
+    await this.#api.call(
+      { op, contentType: k8s.PatchStrategy.StrategicMergePatch },
+      (o) => this.#core.patchNodeStatus({ name, body }, o),
+    );
   }
 
   async createPodEvent(pod: PodRef, event: KubeEvent): Promise<void> {
@@ -521,14 +394,14 @@ export class HttpKube implements Kube {
     const seen = this.#events.get(key);
     if (seen && seen.until > now.getTime()) {
       const body = { count: seen.count + 1, lastTimestamp: now.toISOString() };
-      const patched = await this.#call(
-        op,
-        () =>
+      // `count` is set, not incremented, by the patch: repeating it is harmless.
+      const patched = await this.#api.read(
+        { op, contentType: k8s.PatchStrategy.MergePatch },
+        (o) =>
           this.#core.patchNamespacedEvent(
             { namespace: seen.namespace, name: seen.name, body },
-            this.#options(k8s.PatchStrategy.MergePatch),
+            o,
           ),
-        true,
       );
       if (patched !== undefined) {
         seen.count++;
@@ -557,10 +430,20 @@ export class HttpKube implements Kube {
       lastTimestamp: now,
       count: 1,
     };
-    await this.#call(
-      op,
-      () => this.#core.createNamespacedEvent({ namespace: pod.namespace, body }, this.#options()),
+    // The name is chosen here, so a retry cannot make a second Event: AlreadyExists on a retry
+    // means the first attempt landed (its reply was lost).
+    const created = await this.#api.request(
+      { op, repeatable: "create" },
+      (o) => this.#core.createNamespacedEvent({ namespace: pod.namespace, body }, o),
     );
+    if (!created.ok && created.status === 404) {
+      throw new KubeError(
+        "KUBE_API_ERROR",
+        op,
+        `Kubernetes API refused to ${op}: 404 NotFound: namespace "${pod.namespace}" does not exist`,
+        { status: 404, reason: "NotFound" },
+      );
+    }
     if (this.#events.size >= EVENT_CACHE_MAX) {
       this.#events.delete(this.#events.keys().next().value!);
     }
@@ -577,10 +460,9 @@ export class HttpKube implements Kube {
     checkName("namespace", namespace);
     checkName("ConfigMap name", name);
     const op = `get ConfigMap "${namespace}/${name}"`;
-    const raw = await this.#call(
-      op,
-      () => this.#core.readNamespacedConfigMap({ namespace, name }, this.#options()),
-      true,
+    const raw = await this.#api.read(
+      { op },
+      (o) => this.#core.readNamespacedConfigMap({ namespace, name }, o),
     );
     return raw === undefined ? undefined : validate(configMapSchema, raw, op, "ConfigMap").data;
   }
@@ -608,10 +490,10 @@ export class HttpKube implements Kube {
       path: `/api/v1/namespaces/${namespace}/configmaps`,
       params: { fieldSelector },
       list: () =>
-        this.#paged(op, (cont) =>
+        this.#paged(op, (cont, o) =>
           this.#core.listNamespacedConfigMap(
             { namespace, fieldSelector, ...(cont ? { _continue: cont } : {}) },
-            this.#options(),
+            o,
           )),
       onList: (items) => {
         const cm = items.map((i) => validate(configMapSchema, i, op, "ConfigMap"))
@@ -633,223 +515,67 @@ export class HttpKube implements Kube {
   ): KubeWatch {
     checkName("node name", nodeName);
     const op = `watch pods on node "${nodeName}"`;
-    const known = new Map<string, PodInfo>();
+    /** What the caller was told, by `namespace/name`, with the resourceVersion it came with. */
+    const known = new Map<string, { pod: PodInfo; rv: string | undefined }>();
     const keyOf = (p: PodInfo) => `${p.namespace}/${p.name}`;
+    const rvOf = (obj: unknown) =>
+      (obj as { metadata?: { resourceVersion?: string } })?.metadata?.resourceVersion;
     return this.#listWatch({
       op,
       path: "/api/v1/pods",
       params: { fieldSelector: `spec.nodeName=${nodeName}` },
       list: () => this.#listPodsOnNode(op, nodeName),
       onList: (items) => {
-        const pods = items.map((i) => toPod(i, op));
-        const now = new Set(pods.map(keyOf));
-        // Pods deleted while we were not watching.
-        for (const [k, p] of known) {
-          if (!now.has(k)) {
+        // A relist (410 Gone) reports only what changed since the caller last heard: pods gone
+        // meanwhile as DELETED, new ones as ADDED, changed ones as MODIFIED.
+        const listed = items.map((i) => ({ pod: toPod(i, op), rv: rvOf(i) }));
+        const now = new Map(listed.map((e) => [keyOf(e.pod), e]));
+        for (const [k, old] of known) {
+          const cur = now.get(k);
+          if (!cur || cur.pod.uid !== old.pod.uid) {
             known.delete(k);
-            onEvent("DELETED", p);
+            onEvent("DELETED", old.pod);
           }
         }
-        for (const p of pods) {
-          known.set(keyOf(p), p);
-          onEvent("ADDED", p);
+        for (const [k, cur] of now) {
+          const old = known.get(k);
+          known.set(k, cur);
+          if (!old) onEvent("ADDED", cur.pod);
+          else if (old.rv === undefined || old.rv !== cur.rv) onEvent("MODIFIED", cur.pod);
         }
       },
       onEvent: (type, obj) => {
         const pod = toPod(obj, op);
         if (type === "DELETED") known.delete(keyOf(pod));
-        else known.set(keyOf(pod), pod);
+        else known.set(keyOf(pod), { pod, rv: rvOf(obj) });
         onEvent(type, pod);
       },
       ...(opts.onSynced ? { onSynced: opts.onSynced } : {}),
     });
   }
 
-  /**
-   * List, then watch from the list's resourceVersion; on a dropped stream resume from the last
-   * seen version, on 410 Gone list again. Callbacks never run after `stop()` resolves.
-   */
-  #listWatch(spec: {
-    op: string;
-    path: string;
-    params: Record<string, string>;
-    list: () => Promise<{ items: unknown[]; resourceVersion: string | undefined }>;
-    onList: (items: unknown[]) => void;
-    onEvent: (type: WatchEventType, obj: unknown) => void;
-    /** true after a list, or once a resumed watch flows again; false when changes may be lost. */
-    onSynced?: (synced: boolean) => void;
-  }): KubeWatch {
-    const log = this.#log.child({ watch: spec.op });
-    const watcher = new k8s.Watch(this.#kc);
-    let stopped = false;
-    let current: AbortController | undefined;
-    /** Ends the current watch from our side. (Aborting the client's controller closes the stream
-     * but, under Deno, does not always reach the client's `done` callback.) */
-    let finish: ((err?: unknown) => void) | undefined;
-    let wake: (() => void) | undefined;
-    const guard = (what: string, fn: () => void) => {
-      try {
-        fn();
-      } catch (err) {
-        log.warn(`watch ${what} handler failed`, { error: errorMessage(err) });
-      }
-    };
-    let synced: boolean | undefined;
-    const setSynced = (value: boolean) => {
-      if (stopped || synced === value || !spec.onSynced) return;
-      synced = value;
-      guard("sync", () => spec.onSynced!(value));
-    };
-    const sleep = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          wake = undefined;
-          resolve();
-        }, ms);
-        wake = () => {
-          clearTimeout(t);
-          wake = undefined;
-          resolve();
-        };
-      });
-
-    const loop = async () => {
-      let rv: string | undefined;
-      let backoff = this.#backoff.min;
-      while (!stopped) {
-        let failure: unknown;
-        let gone = false;
-        let gotEvents = false;
-        let started = Date.now();
-        try {
-          if (rv === undefined) {
-            const listed = await spec.list();
-            if (stopped) break;
-            rv = listed.resourceVersion ?? "";
-            guard("list", () => spec.onList(listed.items));
-            setSynced(true);
-          }
-          const done = Promise.withResolvers<unknown>();
-          finish = (err?: unknown) => done.resolve(err);
-          // The server ends the watch before the client's 30 s inactivity timer would; jitter
-          // keeps a fleet of daemons from reconnecting in step.
-          const timeoutSeconds = 15 + Math.floor(Math.random() * 10);
-          const params = {
-            ...spec.params,
-            resourceVersion: rv,
-            allowWatchBookmarks: true,
-            timeoutSeconds,
-          };
-          started = Date.now();
-          const ctrl = await watcher.watch(
-            spec.path,
-            params,
-            (type: string, obj: unknown) => {
-              if (stopped) return;
-              const version = (obj as { metadata?: { resourceVersion?: string } })?.metadata
-                ?.resourceVersion;
-              if (type === "ERROR") {
-                const code = (obj as { code?: number })?.code;
-                if (code === 410) gone = true;
-                else failure = new Error(`watch error ${JSON.stringify(obj)}`);
-                return;
-              }
-              if (type === "BOOKMARK") {
-                if (version) rv = version;
-                setSynced(true);
-                return;
-              }
-              if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") return;
-              gotEvents = true;
-              guard("event", () => spec.onEvent(type, obj));
-              if (version) rv = version;
-              setSynced(true);
-            },
-            (err: unknown) => done.resolve(err),
-          );
-          current = ctrl;
-          if (stopped) {
-            ctrl.abort();
-            finish();
-          }
-          // Watchdog: a server that neither sends nor closes past its own timeout is dead.
-          const watchdog = setTimeout(() => {
-            ctrl.abort();
-            finish?.(
-              Object.assign(new Error("the watch stream went silent"), { name: "TimeoutError" }),
-            );
-          }, (timeoutSeconds + 10) * 1000);
-          const err = await done.promise;
-          clearTimeout(watchdog);
-          ctrl.abort();
-          current = undefined;
-          finish = undefined;
-          if (err && !stopped) failure = failure ?? err;
-        } catch (err) {
-          failure = err;
-        }
-        if (stopped) break;
-        if (gone) {
-          setSynced(false);
-          log.info("watch expired (410 Gone); listing again");
-          rv = undefined;
-          continue;
-        }
-        // A watch that ran a while and ended quietly is the normal cycle: resume at once.
-        const quiet = failure === undefined ||
-          (failure as { name?: string })?.name === "TimeoutError";
-        if (quiet && (gotEvents || Date.now() - started >= 1000)) {
-          // The stream ran and ended in order: nothing was missed (the resume replays the rest).
-          setSynced(true);
-          backoff = this.#backoff.min;
-          continue;
-        }
-        if (failure !== undefined) {
-          setSynced(false);
-          // A caller that tracks completeness gets a fresh list instead of a resume, so the gap is
-          // closed (and reported synced) as soon as the server answers again.
-          if (spec.onSynced) rv = undefined;
-          const e = failure instanceof KubeError ? failure : this.#error(spec.op, failure);
-          log.warn("watch interrupted; retrying", { error: e.message, retryInMs: backoff });
-          if (e.status === 410) rv = undefined;
-        }
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, this.#backoff.max);
-      }
-    };
-
-    const running = loop();
-    const handle: KubeWatch = {
+  /** Starts a list-then-watch (watch.ts) with this client's watcher, log and backoff. */
+  #listWatch(spec: ListWatchSpec): KubeWatch {
+    const handle = listWatch({
+      watcher: new k8s.Watch(this.#kc),
+      log: this.#log,
+      backoff: this.#backoff,
+      error: (op, err) => this.#api.error(op, err),
+    }, spec);
+    const tracked: KubeWatch = {
       stop: async () => {
-        stopped = true;
-        current?.abort();
-        finish?.();
-        wake?.();
-        await running;
-        this.#watches.delete(handle);
+        await handle.stop();
+        this.#watches.delete(tracked);
       },
-      [Symbol.asyncDispose]: () => handle.stop(),
+      [Symbol.asyncDispose]: () => tracked.stop(),
     };
-    this.#watches.add(handle);
-    return handle;
+    this.#watches.add(tracked);
+    return tracked;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.#watches].map((w) => w.stop()));
   }
-}
-
-function parseStatusBody(body: unknown): z.output<typeof statusBodySchema> | undefined {
-  let value = body;
-  if (typeof body === "string") {
-    try {
-      value = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  const res = statusBodySchema.safeParse(value);
-  return res.success ? res.data : undefined;
 }
 
 function sortKeys(o: Record<string, string>): Record<string, string> {

@@ -12,6 +12,8 @@ export type KubeErrorCode =
   | "KUBE_UNREACHABLE"
   /** The API server answered with an error status (403, 409, 422, 500 …). */
   | "KUBE_API_ERROR"
+  /** The client-side rate limit left no slot for the request before its deadline. */
+  | "KUBE_THROTTLED"
   /** The API server answered 2xx with a body that is not what the API promises. */
   | "KUBE_INVALID_REPLY"
   /** The caller asked for something Kubernetes would reject (bad event reason …). */
@@ -26,18 +28,21 @@ export class KubeError extends HostnicError {
   readonly status?: number;
   /** Kubernetes `Status.reason` when the server sent one (`Forbidden`, `NotFound` …). */
   readonly reason?: string;
+  /** Requests made before giving up (retries included), when any was made. */
+  readonly attempts?: number;
 
   constructor(
     code: KubeErrorCode,
     op: string,
     message: string,
-    extra: { status?: number; reason?: string; cause?: unknown } = {},
+    extra: { status?: number; reason?: string; attempts?: number; cause?: unknown } = {},
   ) {
     super(code, message, extra.cause === undefined ? undefined : { cause: extra.cause });
     this.code = code;
     this.op = op;
     if (extra.status !== undefined) this.status = extra.status;
     if (extra.reason !== undefined) this.reason = extra.reason;
+    if (extra.attempts !== undefined) this.attempts = extra.attempts;
   }
 }
 

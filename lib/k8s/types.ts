@@ -1,7 +1,7 @@
 /**
  * The narrow view of Kubernetes that hostnic's long-running modes need. The daemon, the controller
  * and the admin CLI take a `Kube` through their deps; `HttpKube` (client.ts) implements it over
- * `@kubernetes/client-node`, tests use it against the fake API server in tests/helpers.
+ * `@kubernetes/client-node`; tests/k8s/client_test.ts runs it against the real kube-apiserver.
  *
  * Types only: importing this file loads nothing.
  */
@@ -116,8 +116,10 @@ export interface Kube {
     onChange: (data: Record<string, string> | undefined) => void,
   ): KubeWatch;
   /**
-   * Calls `onEvent` for every pod on `nodeName`: ADDED for each existing pod at start (and again
-   * after a resync), then changes as they happen.
+   * Calls `onEvent` for every pod on `nodeName`: ADDED for each existing pod at start, then
+   * changes as they happen. After a break the watch resumes where it was; when it must list again
+   * (410 Gone) only the differences are delivered (DELETED, ADDED, MODIFIED), never the
+   * unchanged pods again.
    */
   watchPodsOnNode(
     nodeName: string,
