@@ -362,7 +362,12 @@ function rpcRoutes(
     instanceId: string;
     nodeName?: string;
     add?: CniService["add"];
-    shared?: { has(c: string, i: string): boolean } & Pick<CniService, "del" | "check">;
+    shared?:
+      & { has(c: string, i: string): boolean; views(): PodView[] }
+      & Pick<
+        CniService,
+        "del" | "check"
+      >;
   },
   extraRoutes: RpcRoute[] = [],
 ) {
@@ -444,7 +449,7 @@ function rpcRoutes(
         })),
     ),
     route(RPC.adminPods, null, (): PodView[] =>
-      svc.allocations().map((a) => ({
+      svc.allocations().map((a): PodView => ({
         containerId: a.containerId,
         ifName: a.ifName,
         pod: a.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined,
@@ -455,7 +460,7 @@ function rpcRoutes(
         vxnet: a.vxnet,
         table: a.table,
         createdAt: new Date(a.createdAt).toISOString(),
-      }))),
+      })).concat(node.shared?.views() ?? [])),
     route(RPC.adminGc, adminGcSchema, async (b): Promise<GcView> => {
       const r = await collector.run({ dryRun: b.dryRun });
       return {

@@ -40,7 +40,14 @@ import type { NicRecord } from "../nicpool/model.ts";
 import { withoutUndefined } from "../nicpool/model.ts";
 import type { NicPool } from "../nicpool/pool.ts";
 import { RpcError } from "../rpc/protocol.ts";
-import type { AddReply, AddRequest, CheckRequest, CniSettings, DelRequest } from "./api.ts";
+import type {
+  AddReply,
+  AddRequest,
+  CheckRequest,
+  CniSettings,
+  DelRequest,
+  PodView,
+} from "./api.ts";
 import type { ServiceStore } from "./service.ts";
 import { ServiceError } from "./service.ts";
 
@@ -200,6 +207,25 @@ export class SharedService {
 
   records(): SharedRecord[] {
     return [...this.#records.values()];
+  }
+
+  /** `admin pod ls` rows. */
+  views(): PodView[] {
+    return this.records().map((r) => ({
+      containerId: r.containerId,
+      ifName: r.ifName,
+      pod: `${r.podNamespace}/${r.podName}`,
+      netns: r.netns,
+      mode: "shared",
+      ip: r.ip ?? "",
+      nicId: r.nicId ?? "",
+      vxnet: r.vxnet ?? "",
+      table: r.table ?? 0,
+      createdAt: new Date(r.createdAt).toISOString(),
+      ...(r.block ? { block: r.block } : {}),
+      ...(r.sequence !== undefined ? { sequence: r.sequence } : {}),
+      state: r.state,
+    }));
   }
 
   has(containerId: string, ifName: string): boolean {
