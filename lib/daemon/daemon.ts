@@ -262,7 +262,6 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     });
     // DELs journaled while the daemon was away, pods whose netns is gone, kernel state lost by
     // a reboot: all settled before the daemon says it is ready (recovery just asked the cloud).
-    await collector.run({ cloud: false });
     const shared = sharedOn &&
       await (await import("./shared_daemon.ts")).startSharedMode({
         ...sharedOn,
@@ -278,6 +277,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         freePeriodMs: cfg.pool.freePeriod * 60_000,
         graceMs: 2 * cfg.pool.nodeSync * 1000,
       });
+    if (shared) {
+      collector.sharedDel = (containerId, ifName) =>
+        shared.service.del({ containerId, ifName, netns: "" });
+    }
+    await collector.run({ cloud: false });
     refreshGauges();
 
     const rpc = await startRpcServer({
