@@ -287,7 +287,7 @@ export class SharedService {
       if (!rec || rec.state !== "ready") return false;
       if ((await this.diffs(rec)).length === 0) return false;
       this.#nicReady.delete(rec.nicId!);
-      await this.#ensureNic(rec.vxnet!, rec);
+      await this.#adoptNic(rec);
       await setupPod(this.#d.linux, this.#podSpec(rec), this.#node());
       return true;
     });
@@ -342,7 +342,7 @@ export class SharedService {
     const key = sharedKey(req.containerId, req.ifName);
     const existing = this.#records.get(key);
     if (existing?.state === "ready") {
-      await this.#ensureNic(existing.vxnet!, existing);
+      await this.#adoptNic(existing);
       await setupPod(this.#d.linux, this.#podSpec(existing), this.#node());
       return this.#reply(existing);
     }
@@ -483,6 +483,22 @@ export class SharedService {
       ip: rec.ip,
       block: rec.block,
     });
+  }
+
+  /**
+   * Points a ready record at the vxnet's current shared NIC (a NIC lost in a crash was replaced
+   * by another, with another table), persisting the change.
+   */
+  async #adoptNic(rec: SharedRecord): Promise<void> {
+    const nic = await this.#ensureNic(rec.vxnet!, rec);
+    if (nic.id === rec.nicId && nic.table === rec.table) return;
+    if (rec.table !== undefined && rec.table !== nic.table) {
+      // The pod's veth and proxy entry on the old NIC go first; setup makes them anew.
+      await teardownPod(this.#d.linux, this.#teardownSpec(rec), this.#node()).catch(() => {});
+    }
+    rec.nicId = nic.id;
+    rec.table = nic.table;
+    await this.#put(rec);
   }
 
   /** The node's shared NIC in `vxnet`, created and plumbed on first use. */
