@@ -17,6 +17,7 @@ import {
   VXNET_POOL_NAME,
 } from "../ipam/mod.ts";
 import { KubeIpamStores, loadKubeConfig } from "../ipam/kube_store.ts";
+import { KubeError } from "../k8s/errors.ts";
 import { HOSTNIC_NAMESPACE } from "../k8s/rbac.ts";
 import type { Kube, KubeWatch } from "../k8s/types.ts";
 import type { Logger } from "../log.ts";
@@ -89,14 +90,24 @@ export async function startSharedKube(
   const log = o.logger.child({ component: "shared" });
   let vpool;
   let ipamData;
+  let unreadable: string | undefined;
   try {
-    vpool = await stores.getVxNetPool();
+    vpool = await stores.getVxNetPool().catch((err) => {
+      // No CRDs installed (404), or no permission to read them (403): a nic-mode cluster.
+      if (err instanceof KubeError && (err.status === 404 || err.status === 403)) {
+        unreadable = errorMessage(err);
+        return undefined;
+      }
+      throw err;
+    });
     ipamData = await o.kube.getConfigMap(HOSTNIC_NAMESPACE, IPAM_CONFIG_MAP);
   } catch (err) {
     await stores.close();
     throw err;
   }
-  const decision = decideMode({ vpool, ipamConfig: ipamData });
+  const decision = unreadable
+    ? { shared: false, reason: `VxNetPool "${VXNET_POOL_NAME}" cannot be read (${unreadable})` }
+    : decideMode({ vpool, ipamConfig: ipamData });
   log.info(`${decision.shared ? "shared" : "nic"} mode: ${decision.reason}`);
   // A later change of the ConfigMap's existence needs a restart, like hostnic-cfg-cm.
   let latest = ipamData;
