@@ -1,0 +1,45 @@
+/**
+ * The Kubernetes permissions `hostnic controller` calls, as data: deploy/hostnic.yaml grants the
+ * controller's ServiceAccount exactly these (tests/deploy/manifests_test.ts checks it), so a new
+ * call cannot ship without its rule, and nothing is granted that the code does not call.
+ */
+import type { PermissionRule } from "../k8s/rbac.ts";
+
+export const CONTROLLER_SERVICE_ACCOUNT = "hostnic-controller";
+
+export const CONTROLLER_PERMISSIONS: readonly PermissionRule[] = [
+  // kube.ts getVxNetPool
+  { apiGroup: "network.qingcloud.com", resource: "vxnetpools", verbs: ["get"] },
+  // kube.ts writeVxNetPoolStatus (merge patch of the status subresource)
+  { apiGroup: "network.qingcloud.com", resource: "vxnetpools/status", verbs: ["patch"] },
+  // KubeIpamStores.pools: get, list, create, update (disable / re-enable), delete (removal)
+  {
+    apiGroup: "network.qingcloud.com",
+    resource: "ippools",
+    verbs: ["get", "list", "create", "update", "delete"],
+  },
+  // kube.ts writeIpPoolStatus
+  { apiGroup: "network.qingcloud.com", resource: "ippools/status", verbs: ["patch"] },
+  // KubeIpamStores.blocks: list, create (carving), delete (removal)
+  {
+    apiGroup: "network.qingcloud.com",
+    resource: "ipamblocks",
+    verbs: ["list", "create", "delete"],
+  },
+  // autoassign.ts: every namespace gets a block
+  { apiGroup: "", resource: "namespaces", verbs: ["list"] },
+  // clusterconfig (read) and hostnic-ipam-config (read, replace for auto-assign)
+  {
+    apiGroup: "",
+    resource: "configmaps",
+    verbs: ["get", "update"],
+    namespace: "kube-system",
+  },
+  // lease.ts leader election
+  {
+    apiGroup: "coordination.k8s.io",
+    resource: "leases",
+    verbs: ["get", "create", "update"],
+    namespace: "kube-system",
+  },
+];
