@@ -100,7 +100,10 @@ export async function ensureVips(
     end: o.rangeEnd,
     existing: existing.map((v) => v.vip_addr),
   });
-  if (runs.length === 0) return 0;
+  if (runs.length === 0) {
+    await d.afterStep("vips-ready", { vxnet: o.vxnet });
+    return 0;
+  }
   const jobs: string[] = [];
   let allocated = 0;
   for (const run of runs) {
