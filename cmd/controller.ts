@@ -195,5 +195,9 @@ export async function main(args: string[]): Promise<number> {
       code = await run(opts);
     });
   // Unlike other modes, no arguments is a valid invocation (all flags have defaults).
-  return await runProgram(program, args.length === 0 ? ["--manageAddr", CONTROLLER_DEFAULTS.manageAddr] : args, () => code);
+  return await runProgram(
+    program,
+    args.length === 0 ? ["--manageAddr", CONTROLLER_DEFAULTS.manageAddr] : args,
+    () => code,
+  );
 }

@@ -162,7 +162,8 @@ export async function ensureSecurityGroupRule(
   o: { securityGroup: string; vxnet: string; cidr: string },
 ): Promise<{ added: boolean; applied: boolean }> {
   const rules = await describeAll(
-    (p) => d.cloud.describeSecurityGroupRules({ securityGroup: o.securityGroup, direction: 0, ...p }),
+    (p) =>
+      d.cloud.describeSecurityGroupRules({ securityGroup: o.securityGroup, direction: 0, ...p }),
     { key: (r) => r.security_group_rule_id },
   );
   const found = rules.some((r) =>

@@ -71,7 +71,9 @@ export interface RunningController {
 }
 
 /** Runs until `stop` aborts (or leadership is lost). */
-export function runController(o: RunOptions & { manageAddr: string; stop: AbortSignal }): RunningController {
+export function runController(
+  o: RunOptions & { manageAddr: string; stop: AbortSignal },
+): RunningController {
   let passes = 0;
   let lastPassOk = false;
   const manage = startManageServer(o.manageAddr, {

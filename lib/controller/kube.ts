@@ -36,7 +36,11 @@ export function loadKubeConfig(kubeconfig: string | undefined): k8s.KubeConfig {
         : code === "EACCES"
         ? "permission denied"
         : "not a valid kubeconfig";
-      throw new KubeError("KUBE_CONFIG", "load kubeconfig", `Cannot load kubeconfig "${kubeconfig}": ${why}`);
+      throw new KubeError(
+        "KUBE_CONFIG",
+        "load kubeconfig",
+        `Cannot load kubeconfig "${kubeconfig}": ${why}`,
+      );
     }
   } else {
     if (!Deno.env.get("KUBERNETES_SERVICE_HOST")) {
@@ -105,7 +109,11 @@ async function call<T>(
     const detail = e?.name === "TimeoutError" || e?.name === "AbortError"
       ? `no answer within ${TIMEOUT_MS} ms`
       : e?.cause?.code ?? e?.message ?? String(err);
-    throw new KubeError("KUBE_UNREACHABLE", o.op, `Cannot reach the API server to ${o.op}: ${detail}`);
+    throw new KubeError(
+      "KUBE_UNREACHABLE",
+      o.op,
+      `Cannot reach the API server to ${o.op}: ${detail}`,
+    );
   }
 }
 
@@ -154,7 +162,9 @@ function invalid(op: string, what: string, err: z.ZodError): KubeError {
   return new KubeError(
     "KUBE_INVALID_REPLY",
     op,
-    `The API server's reply to ${op} is not a valid ${what}: ${issue.path.join(".")}: ${issue.message}`,
+    `The API server's reply to ${op} is not a valid ${what}: ${
+      issue.path.join(".")
+    }: ${issue.message}`,
   );
 }
 
@@ -265,7 +275,8 @@ export class HttpControllerKube implements ControllerKube {
     do {
       const page = await call(
         { op, kind: "Namespace", name: "" },
-        () => this.#core.listNamespace({ limit: 500, ...(cont ? { _continue: cont } : {}) }, options()),
+        () =>
+          this.#core.listNamespace({ limit: 500, ...(cont ? { _continue: cont } : {}) }, options()),
       );
       for (const ns of page?.items ?? []) {
         if (!ns.metadata?.name) continue;

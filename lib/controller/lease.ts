@@ -106,7 +106,10 @@ export class LeaderElector {
    * (the `stop` signal; the Lease was released) or "lost" (renewal failed past the deadline; `work`
    * was aborted). `work` gets a signal that aborts when leadership ends.
    */
-  async run(work: (signal: AbortSignal) => Promise<void>, stop: AbortSignal): Promise<LeadershipEnd> {
+  async run(
+    work: (signal: AbortSignal) => Promise<void>,
+    stop: AbortSignal,
+  ): Promise<LeadershipEnd> {
     const o = this.#o;
     while (!stop.aborted) {
       if (await this.#tryAcquireOrRenew()) break;

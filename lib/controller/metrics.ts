@@ -53,7 +53,8 @@ export function createControllerMetrics(): ControllerMetrics {
     }),
     poolAddresses: new client.Gauge({
       name: "hostnic_controller_pool_addresses",
-      help: "Addresses of each IPPool's blocks by state (allocated, free, reserved; cooling ⊂ free)",
+      help:
+        "Addresses of each IPPool's blocks by state (allocated, free, reserved; cooling ⊂ free)",
       labelNames: ["pool", "state"],
       registers,
     }),

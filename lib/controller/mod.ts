@@ -30,17 +30,17 @@ export {
   vipName,
 } from "./cloud.ts";
 export {
-  reconcileVxNetPool,
   type ReconcileObserver,
   type ReconcileOptions,
   type ReconcileResult,
+  reconcileVxNetPool,
   type RemovalBlock,
   setCondition,
 } from "./vpool.ts";
 export { autoAssign, type AutoAssignPlan, planAutoAssign } from "./autoassign.ts";
 export {
-  type LeaderElectorOptions,
   LeaderElector,
+  type LeaderElectorOptions,
   type LeaseApi,
   type LeaseRecord,
   microTime,

@@ -170,9 +170,7 @@ export async function reconcileVxNetPool(
   const pools: PoolStatus["pools"] = [];
   if (!spec) {
     const issue = parsed && !parsed.success ? parsed.error.issues[0] : undefined;
-    const msg = issue
-      ? `spec.${issue.path.join(".")}: ${issue.message}`
-      : "spec is missing";
+    const msg = issue ? `spec.${issue.path.join(".")}: ${issue.message}` : "spec is missing";
     result.problems.push(msg);
     conds = setCondition(conds, {
       type: "Ready",
@@ -201,7 +199,9 @@ export async function reconcileVxNetPool(
       }
     }
   } catch (err) {
-    result.problems.push(`${CLUSTER_CONFIG.namespace}/${CLUSTER_CONFIG.name}: ${errorMessage(err)}`);
+    result.problems.push(
+      `${CLUSTER_CONFIG.namespace}/${CLUSTER_CONFIG.name}: ${errorMessage(err)}`,
+    );
   }
 
   let described = new Map<string, Vxnet>();
@@ -223,7 +223,9 @@ export async function reconcileVxNetPool(
     for (const { name } of spec.vxnets) {
       try {
         const v = described.get(name);
-        if (!v) throw new VxnetPrepareError(name, "does not exist (DescribeVxnets did not return it)");
+        if (!v) {
+          throw new VxnetPrepareError(name, "does not exist (DescribeVxnets did not return it)");
+        }
         const addr = addressing(v);
         const opts = {
           blockSize: spec.blockSize,
@@ -239,7 +241,11 @@ export async function reconcileVxNetPool(
           rangeEnd: range.rangeEnd,
         });
         if (securityGroup) {
-          await ensureSecurityGroupRule(cloudDeps, { securityGroup, vxnet: name, cidr: poolSpec.cidr });
+          await ensureSecurityGroupRule(cloudDeps, {
+            securityGroup,
+            vxnet: name,
+            cidr: poolSpec.cidr,
+          });
         }
         const pool = await ensurePool(d, { name, spec: poolSpec, log, step });
         const subnets = await ensureBlocks(d, {
@@ -267,21 +273,25 @@ export async function reconcileVxNetPool(
       : result.problems.join("; "),
     observedGeneration: vp.generation,
   }, now);
-  conds = setCondition(conds, result.blockedRemovals.length > 0
-    ? {
-      type: "RemovalBlocked",
-      status: "True",
-      reason: "AddressesInUse",
-      message: result.blockedRemovals.map(describeBlocked).join("; "),
-      observedGeneration: vp.generation,
-    }
-    : {
-      type: "RemovalBlocked",
-      status: "False",
-      reason: "NothingPending",
-      message: "no removed vxnet is waiting for its addresses to be released",
-      observedGeneration: vp.generation,
-    }, now);
+  conds = setCondition(
+    conds,
+    result.blockedRemovals.length > 0
+      ? {
+        type: "RemovalBlocked",
+        status: "True",
+        reason: "AddressesInUse",
+        message: result.blockedRemovals.map(describeBlocked).join("; "),
+        observedGeneration: vp.generation,
+      }
+      : {
+        type: "RemovalBlocked",
+        status: "False",
+        reason: "NothingPending",
+        message: "no removed vxnet is waiting for its addresses to be released",
+        observedGeneration: vp.generation,
+      },
+    now,
+  );
   const status: PoolStatus = {
     ready: result.ready,
     ...(result.ready ? {} : { message: result.problems.join("; ") }),
@@ -466,7 +476,9 @@ async function removePool(
   }
   await x.step("blocks-deleted", { pool: name, count: blocks.length });
   const late = (await d.blocks.list()).filter((b) => b.spec.pool === name);
-  if (late.length > 0) return { removed: false, ...(inUseOf(late) ? { inUse: inUseOf(late) } : {}) };
+  if (late.length > 0) {
+    return { removed: false, ...(inUseOf(late) ? { inUse: inUseOf(late) } : {}) };
+  }
   const released = await releaseAllVips(x.cloudDeps, name);
   o.observer?.vipsReleased?.(name, released);
   await d.pools.delete(name, { resourceVersion: pool.resourceVersion });

@@ -18,7 +18,7 @@ import {
 import { nullLogger } from "../log.ts";
 import { controllerCloud, planVipRuns, vipName } from "./cloud.ts";
 import { MemoryControllerKube } from "./memory.ts";
-import { STEPS, type Step } from "./types.ts";
+import { type Step, STEPS } from "./types.ts";
 import { reconcileVxNetPool } from "./vpool.ts";
 
 Deno.test("planVipRuns: contiguous runs of missing addresses, at most 253 each", () => {
@@ -43,7 +43,10 @@ Deno.test("planVipRuns: contiguous runs of missing addresses, at most 253 each",
 
 async function setup() {
   const sim = await startSim({ scenario: testScenario() });
-  const iaas = new HttpIaasClient({ config: iaasConfigFromObject(sim.clientConfig()), rateLimit: null });
+  const iaas = new HttpIaasClient({
+    config: iaasConfigFromObject(sim.clientConfig()),
+    rateLimit: null,
+  });
   const kube = new MemoryControllerKube();
   kube.namespaces = [{ name: "default", terminating: false }];
   const stores = {
