@@ -7,7 +7,12 @@ import type { PermissionRule } from "../k8s/rbac.ts";
 
 export const CONTROLLER_SERVICE_ACCOUNT = "hostnic-controller";
 
-export const CONTROLLER_PERMISSIONS: readonly PermissionRule[] = [
+/** A rule, optionally limited to named objects (`resourceNames`; not possible for list/create). */
+export interface ControllerPermission extends PermissionRule {
+  resourceNames?: readonly string[];
+}
+
+export const CONTROLLER_PERMISSIONS: readonly ControllerPermission[] = [
   // kube.ts getVxNetPool
   { apiGroup: "network.qingcloud.com", resource: "vxnetpools", verbs: ["get"] },
   // kube.ts writeVxNetPoolStatus (merge patch of the status subresource)
@@ -34,12 +39,20 @@ export const CONTROLLER_PERMISSIONS: readonly PermissionRule[] = [
     resource: "configmaps",
     verbs: ["get", "update"],
     namespace: "kube-system",
+    resourceNames: ["clusterconfig", "hostnic-ipam-config"],
   },
-  // lease.ts leader election
+  // lease.ts leader election: create cannot be limited by name, get/update can
   {
     apiGroup: "coordination.k8s.io",
     resource: "leases",
-    verbs: ["get", "create", "update"],
+    verbs: ["create"],
     namespace: "kube-system",
+  },
+  {
+    apiGroup: "coordination.k8s.io",
+    resource: "leases",
+    verbs: ["get", "update"],
+    namespace: "kube-system",
+    resourceNames: ["hostnic-controller"],
   },
 ];
