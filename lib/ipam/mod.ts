@@ -1,8 +1,9 @@
 /**
  * Shared-mode block IPAM (issue 15): pod addresses of many namespaces come from IPAMBlocks, slices
  * of a vxnet's IPPool, shared cluster-wide through a compare-and-swap store. No Kubernetes import:
- * a Kubernetes-backed `CasStore` plugs in from lib/k8s; `MemoryCasStore` serves tests and
- * single-process use. `store_contract.ts` keeps the two honest.
+ * the Kubernetes-backed `CasStore`s live in kube_store.ts (not re-exported here: it imports the
+ * Kubernetes client); `MemoryCasStore` serves tests and single-process use. `store_contract.ts`
+ * keeps the two honest (kube_store_test.ts runs it against a real kube-apiserver).
  *
  * Invariants:
  * - An address is held by at most one handle (`<containerID>.<ifname>`), ever: every change to a

@@ -4,7 +4,8 @@
  * - `update` and `delete` with a resourceVersion succeed only if it is still current, else
  *   `ConflictError` and nothing changes (HTTP 409 + `DeleteOptions.preconditions`);
  * - `create` of an existing name fails with `AlreadyExistsError` (HTTP 409 AlreadyExists);
- * - values are copies; `list` is sorted by name.
+ * - values are copies; `list` is sorted by name;
+ * - an update that changes nothing keeps the resourceVersion (the API server skips the write).
  * `store_contract.ts` is the executable form of these rules; every implementation must pass it.
  */
 import type { z } from "zod";
@@ -108,8 +109,11 @@ export class MemoryCasStore<T> implements CasStore<T> {
     const cur = this.#objects.get(obj.name);
     if (!cur) throw new NotFoundError(this.kind, obj.name);
     if (this.opts.hooks?.injectConflict?.("update", obj.name)) this.#bump(obj.name);
-    if (this.#objects.get(obj.name)!.rv !== obj.resourceVersion) {
-      throw new ConflictError(this.kind, obj.name);
+    const now = this.#objects.get(obj.name)!;
+    if (now.rv !== obj.resourceVersion) throw new ConflictError(this.kind, obj.name);
+    // Like the API server: a write that changes nothing keeps the object and its version.
+    if (JSON.stringify(now.spec) === JSON.stringify(clean)) {
+      return { name: obj.name, resourceVersion: now.rv, spec: structuredClone(now.spec) };
     }
     return this.#write(obj.name, clean);
   }
