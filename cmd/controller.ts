@@ -94,7 +94,7 @@ async function run(o: ControllerOptions): Promise<number> {
     logger,
     onCall: (e) => metrics.iaasCalls.inc({ action: e.action, outcome: e.outcome }),
   });
-  const stores = new KubeIpamStores({ kubeConfig: kc });
+  await using stores = new KubeIpamStores({ kubeConfig: kc });
   const identity = `${Deno.env.get("POD_NAME") || Deno.hostname()}_${
     crypto.randomUUID().slice(0, 8)
   }`;

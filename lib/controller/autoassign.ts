@@ -2,7 +2,7 @@
  * Namespace → block auto-assign (upstream §2.8 "Namespace auto-assign", seed 001 step 5): with
  * `subnet-auto-assign: "on"` in `kube-system/hostnic-ipam-config`, every namespace gets a block of
  * its own, and one more whenever all of its blocks are full; a namespace that is gone loses its
- * key. A block is free when `v-pool`'s status lists it, no namespace has it, its pool is not
+ * key, and blocks whose vxnet left `v-pool` are unmapped. A block is free when `v-pool`'s status lists it, no namespace has it, its pool is not
  * named under `Default`, and it has a free address. The mapping is computed (`planAutoAssign`,
  * pure) and then written with the ConfigMap's resourceVersion, so a concurrent edit by a user
  * wins and the next pass recomputes from it. Off: nothing is written; namespaces without a
@@ -38,6 +38,7 @@ export function planAutoAssign(o: {
   const changes: string[] = [];
   const starved: string[] = [];
   const live = new Map(o.namespaces.map((n) => [n.name, n]));
+  const known = new Set(o.pools.flatMap((p) => p.subnets));
   const mapped = new Map<string, string[]>();
   for (const [ns, blocks] of o.config.namespaces) {
     const n = live.get(ns);
@@ -45,7 +46,12 @@ export function planAutoAssign(o: {
       changes.push(`dropped namespace "${ns}" (${n ? "terminating" : "gone"})`);
       continue;
     }
-    mapped.set(ns, [...blocks]);
+    // Blocks whose vxnet left v-pool are no use for new pods (release goes by handle).
+    const kept = blocks.filter((b) => known.has(b));
+    for (const b of blocks.filter((x) => !known.has(x))) {
+      changes.push(`removed block "${b}" from namespace "${ns}" (not in v-pool any more)`);
+    }
+    mapped.set(ns, kept);
   }
   const taken = new Set([...mapped.values()].flat());
   const defaultPools = new Set(o.config.defaultPools);
@@ -81,10 +87,12 @@ export function planAutoAssign(o: {
   // Keep the existing order, then new namespaces by name.
   for (const ns of o.config.namespaces.keys()) {
     const v = mapped.get(ns);
-    if (v) mapping.push([ns, v]);
+    if (v && v.length > 0) mapping.push([ns, v]);
   }
   for (const ns of [...mapped.keys()].sort()) {
-    if (!o.config.namespaces.has(ns)) mapping.push([ns, mapped.get(ns)!]);
+    if (!o.config.namespaces.has(ns) && mapped.get(ns)!.length > 0) {
+      mapping.push([ns, mapped.get(ns)!]);
+    }
   }
   return { mapping, changes, starved };
 }

@@ -104,3 +104,13 @@ Deno.test("autoAssign: off writes nothing; on writes a mapping the config parser
   assert.equal(r.written, false);
   void new MemoryHandleStore();
 });
+
+Deno.test("planAutoAssign: blocks of a vxnet that left v-pool are unmapped; the namespace gets another", () => {
+  const config = parseIpamConfig({
+    "subnet-auto-assign": "on",
+    ipam: JSON.stringify({ alpha: ["4100-10-9-0-0-28"] }),
+  });
+  const plan = planAutoAssign({ config, namespaces: ns("alpha"), pools, free: allFree, poolOf });
+  assert.deepEqual(plan.mapping, [["alpha", [B(0)]]]);
+  assert.ok(plan.changes.some((c) => /removed block "4100-10-9-0-0-28"/.test(c)));
+});
