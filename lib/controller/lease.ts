@@ -129,6 +129,12 @@ export class LeaderElector {
         if (ac.signal.aborted) break;
         if (await this.#tryAcquireOrRenew()) {
           lastOk = this.#now();
+        } else if (this.#lastHolder !== o.identity && this.#lastHolder !== "") {
+          lost = true;
+          o.logger.error("leadership lost: another replica holds the Lease; stepping down", {
+            holder: this.#lastHolder,
+          });
+          ac.abort(new LeaderElectionError("leadership lost"));
         } else if (this.#now() - lastOk >= o.renewDeadlineMs) {
           lost = true;
           o.logger.error("leadership lost: the Lease was not renewed in time; stepping down", {

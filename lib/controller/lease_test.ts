@@ -81,3 +81,26 @@ Deno.test("a leader that cannot renew steps down before the lease expires for ot
   stopB.abort();
   assert.equal(await runB, "stopped");
 });
+
+Deno.test("a leader that finds another holder in the Lease steps down at once", async () => {
+  const api = new MemoryLeaseApi();
+  const a = elector(api, "a");
+  const stop = new AbortController();
+  const runA = a.run(
+    (signal) =>
+      new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true })),
+    stop.signal,
+  );
+  await waitFor("a leads", () => a.leading);
+  // Someone (an operator, a replica with a skewed view) overwrites the holder.
+  const cur = (await api.get("kube-system", "hostnic-controller"))!;
+  await api.replace("kube-system", "hostnic-controller", {
+    resourceVersion: cur.resourceVersion,
+    record: { ...cur.record, holderIdentity: "intruder" },
+  });
+  assert.equal(await runA, "lost");
+  assert.equal(
+    (await api.get("kube-system", "hostnic-controller"))?.record.holderIdentity,
+    "intruder",
+  );
+});

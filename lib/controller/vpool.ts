@@ -139,6 +139,8 @@ export async function reconcileVxNetPool(
   const log = o.logger;
   const step = async (s: Step, detail: Record<string, unknown>) => {
     await d.afterStep?.(s, detail);
+    // A leader that lost its Lease stops between steps, before another replica may start.
+    o.signal?.throwIfAborted();
   };
   const cloudDeps = {
     cloud: d.cloud,
