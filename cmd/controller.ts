@@ -4,7 +4,7 @@
  *   hostnic controller [--kubeconfig FILE] [--QyAccessFilePath FILE] [--leader-elect[=BOOL]]
  *                      [--lease-namespace NS] [--lease-name NAME] [--lease-duration S]
  *                      [--renew-deadline S] [--retry-period S] [--sync-period S]
- *                      [--manageAddr ADDR] [--loglevel LEVEL]
+ *                      [--cloud-resync S] [--manageAddr ADDR] [--loglevel LEVEL]
  *
  * Runs until SIGINT/SIGTERM (then releases the Lease). Exit codes: 0 clean stop, 1 failure or
  * leadership lost (the Deployment restarts it), 2 usage.
@@ -30,6 +30,7 @@ interface ControllerOptions {
   renewDeadline: string;
   retryPeriod: string;
   syncPeriod: string;
+  cloudResync: string;
   manageAddr: string;
   loglevel?: LogLevel;
 }
@@ -42,6 +43,7 @@ export const CONTROLLER_DEFAULTS = {
   renewDeadlineS: 10,
   retryPeriodS: 2,
   syncPeriodS: 10,
+  cloudResyncS: 600,
 } as const;
 
 function parseBool(v: string | boolean | undefined): boolean {
@@ -73,6 +75,7 @@ async function run(o: ControllerOptions): Promise<number> {
     retryPeriodMs: seconds("--retry-period", o.retryPeriod),
   };
   const syncPeriodMs = seconds("--sync-period", o.syncPeriod);
+  const cloudResyncMs = seconds("--cloud-resync", o.cloudResync);
   const logger = pinoLogger(o.loglevel ?? "info", { component: "controller" });
 
   const { HttpIaasClient } = await import("../lib/iaas/client.ts");
@@ -83,6 +86,7 @@ async function run(o: ControllerOptions): Promise<number> {
   );
   const { KubeIpamStores } = await import("../lib/ipam/kube_store.ts");
   const { LeaderElector } = await import("../lib/controller/lease.ts");
+  const { CloudCache } = await import("../lib/controller/cache.ts");
   const { createControllerMetrics } = await import("../lib/controller/metrics.ts");
   const { runController } = await import("../lib/controller/controller.ts");
 
@@ -115,6 +119,7 @@ async function run(o: ControllerOptions): Promise<number> {
     pools: stores.pools,
     blocks: stores.blocks,
     now: () => Date.now(),
+    cache: new CloudCache(cloudResyncMs),
     afterStep: (step: string, detail: Record<string, unknown>) => {
       logger.debug("step done", { step, ...detail });
       if (step === exitAfter && !fired.has(step)) {
@@ -184,6 +189,11 @@ export async function main(args: string[]): Promise<number> {
       "--sync-period <s>",
       "seconds between reconcile passes",
       String(CONTROLLER_DEFAULTS.syncPeriodS),
+    )
+    .option(
+      "--cloud-resync <s>",
+      "seconds before cloud state this process verified (VIPs, rules) is verified again",
+      String(CONTROLLER_DEFAULTS.cloudResyncS),
     )
     .option(
       "--manageAddr <addr>",

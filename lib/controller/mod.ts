@@ -18,6 +18,7 @@
  * - Objects are written with compare-and-swap (resourceVersion) and deleted with preconditions.
  */
 export * from "./types.ts";
+export { CloudCache } from "./cache.ts";
 export { CLUSTER_CONFIG, type ClusterConfig, parseClusterConfig } from "./cluster_config.ts";
 export {
   controllerCloud,

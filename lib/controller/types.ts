@@ -5,6 +5,7 @@
 import { HostnicError } from "../errors.ts";
 import type { IaasClient } from "../iaas/mod.ts";
 import type { BlockStore, PoolStore, VxNetPoolStatus } from "../ipam/mod.ts";
+import type { CloudCache } from "./cache.ts";
 
 /** The cloud calls of the controller (a subset of `IaasClient`; `describeClusters` is optional). */
 export type ControllerCloud =
@@ -98,6 +99,11 @@ export interface ReconcileDeps {
   kube: ControllerKube;
   pools: PoolStore;
   blocks: BlockStore;
+  /**
+   * What this process already verified in the cloud (cache.ts). Without it every pass re-reads
+   * the cloud; with it a steady-state pass makes no IaaS call until the entries age out.
+   */
+  cache?: CloudCache;
   /** Wall clock (unix ms): condition times and cooldown maths. */
   now(): number;
   /**

@@ -156,6 +156,8 @@ export async function reconcileVxNetPool(
     blockedRemovals: [],
     removed: [],
   };
+  const cache = d.cache;
+  const now = d.now();
   const vp = await d.kube.getVxNetPool(VXNET_POOL_NAME);
   const parsed = vp ? vxnetPoolSpecSchema.safeParse(vp.spec) : undefined;
   const spec: VxNetPoolSpec | undefined = parsed?.success ? parsed.data : undefined;
@@ -168,7 +170,6 @@ export async function reconcileVxNetPool(
   result.present = true;
 
   let conds: Condition[] = [...(vp.status?.conditions ?? [])];
-  const now = d.now();
   const pools: PoolStatus["pools"] = [];
   if (!spec) {
     const issue = parsed && !parsed.success ? parsed.error.issues[0] : undefined;
@@ -192,12 +193,18 @@ export async function reconcileVxNetPool(
     cluster = parseClusterConfig(cm?.data);
     securityGroup = cluster.securityGroup;
     if (!securityGroup && cluster.clusterID) {
-      if (!d.cloud.describeClusterSecurityGroup) {
-        throw new Error(`cannot look up cluster "${cluster.clusterID}" (no DescribeClusters)`);
-      }
-      securityGroup = await d.cloud.describeClusterSecurityGroup(cluster.clusterID);
-      if (!securityGroup) {
-        throw new Error(`cluster "${cluster.clusterID}" has no security group`);
+      const cached = cache?.clusterGroup(cluster.clusterID, now);
+      if (cached) {
+        securityGroup = cached;
+      } else {
+        if (!d.cloud.describeClusterSecurityGroup) {
+          throw new Error(`cannot look up cluster "${cluster.clusterID}" (no DescribeClusters)`);
+        }
+        securityGroup = await d.cloud.describeClusterSecurityGroup(cluster.clusterID);
+        if (!securityGroup) {
+          throw new Error(`cluster "${cluster.clusterID}" has no security group`);
+        }
+        cache?.setClusterGroup(cluster.clusterID, securityGroup, now);
       }
     }
   } catch (err) {
@@ -206,15 +213,23 @@ export async function reconcileVxNetPool(
     );
   }
 
-  let described = new Map<string, Vxnet>();
-  if (result.problems.length === 0) {
+  const described = new Map<string, Vxnet>();
+  const missing = [...wanted].filter((n) => {
+    const v = cache?.vxnet(n, now);
+    if (v) described.set(n, v);
+    return !v;
+  });
+  if (result.problems.length === 0 && missing.length > 0) {
     try {
       const list = await describeAll(
-        (p) => d.cloud.describeVxnets({ vxnets: [...wanted], ...p }),
+        (p) => d.cloud.describeVxnets({ vxnets: missing, ...p }),
         { key: (v) => v.vxnet_id },
       );
-      described = new Map(list.map((v) => [v.vxnet_id, v]));
-      await step("describe-vxnets", { vxnets: [...wanted] });
+      for (const v of list) {
+        described.set(v.vxnet_id, v);
+        cache?.setVxnet(v, now);
+      }
+      await step("describe-vxnets", { vxnets: missing });
     } catch (err) {
       result.problems.push(`DescribeVxnets failed: ${errorMessage(err)}`);
     }
@@ -237,17 +252,26 @@ export async function reconcileVxNetPool(
         };
         const range = usableRange(addr, opts);
         const poolSpec = poolSpecForVxnet(addr, opts);
-        await ensureVips(cloudDeps, {
-          vxnet: name,
-          rangeStart: range.rangeStart,
-          rangeEnd: range.rangeEnd,
-        });
-        if (securityGroup) {
-          await ensureSecurityGroupRule(cloudDeps, {
-            securityGroup,
+        const prepKey = JSON.stringify([
+          range.rangeStart,
+          range.rangeEnd,
+          poolSpec.cidr,
+          securityGroup,
+        ]);
+        if (!cache?.prepared(name, prepKey, now)) {
+          await ensureVips(cloudDeps, {
             vxnet: name,
-            cidr: poolSpec.cidr,
+            rangeStart: range.rangeStart,
+            rangeEnd: range.rangeEnd,
           });
+          if (securityGroup) {
+            await ensureSecurityGroupRule(cloudDeps, {
+              securityGroup,
+              vxnet: name,
+              cidr: poolSpec.cidr,
+            });
+          }
+          cache?.setPrepared(name, prepKey, now);
         }
         const pool = await ensurePool(d, { name, spec: poolSpec, log, step });
         const subnets = await ensureBlocks(d, {
@@ -424,6 +448,7 @@ async function removeUnwanted(
   for (const p of pools) {
     try {
       const outcome = await removePool(d, o, { pool: p, cloudDeps: x.cloudDeps, step: x.step });
+      d.cache?.forget(p.name);
       if (outcome.removed) {
         x.result.removed.push(p.name);
         o.observer?.poolRemoved?.(p.name);
@@ -512,8 +537,11 @@ async function writePoolStatuses(
       reserved: u.reserved,
       synced: true,
     };
+    const text = JSON.stringify(status);
+    if (d.cache?.poolStatusWritten(p.name) === text) continue;
     try {
       await d.kube.writeIpPoolStatus(p.name, status);
+      d.cache?.setPoolStatusWritten(p.name, text);
     } catch (err) {
       o.logger.warn("IPPool status not written", { pool: p.name, error: errorMessage(err) });
     }

@@ -16,6 +16,7 @@ import {
   VXNET_POOL_NAME,
 } from "../ipam/mod.ts";
 import { nullLogger } from "../log.ts";
+import { CloudCache } from "./cache.ts";
 import { controllerCloud, planVipRuns, vipName } from "./cloud.ts";
 import { MemoryControllerKube } from "./memory.ts";
 import { type Step, STEPS } from "./types.ts";
@@ -55,12 +56,14 @@ async function setup() {
     handles: new MemoryHandleStore(),
   };
   const steps: Step[] = [];
+  const clock = { now: Date.now() };
   const deps = {
     cloud: controllerCloud(iaas),
     kube,
     pools: stores.pools,
     blocks: stores.blocks,
-    now: () => Date.now(),
+    now: () => clock.now,
+    cache: undefined as CloudCache | undefined,
     crashAt: undefined as Step | undefined,
     afterStep(step: Step) {
       steps.push(step);
@@ -75,6 +78,7 @@ async function setup() {
     (await iaas.describeVips({ vxnets: [vxnet], vipName: vipName(vxnet), limit: 100 })).items;
   return {
     sim,
+    clock,
     iaas,
     kube,
     stores,
@@ -234,3 +238,33 @@ Deno.test("v-pool: a bad clusterconfig stops preparation with the key named", as
   assert.match(r.problems.join(), /clusterconfig\/qingcloud\.yaml\.securityGroup/);
   assert.equal(t.sim.control.counters().AllocateVips ?? 0, 0);
 });
+
+Deno.test("v-pool: with the process cache a steady-state pass makes no IaaS call until it ages out", async () => {
+  await using t = await setup();
+  t.deps.cache = new CloudCache(60_000);
+  t.kube.vxnetPool = vpool(["vxnet-a"]);
+  t.kube.setConfigMap("kube-system", "clusterconfig", CLUSTER_CM);
+  assert.equal((await t.pass()).ready, true);
+  const total = () => Object.values(t.sim.control.counters()).reduce((a, n) => a + n, 0);
+  const before = total();
+  for (let i = 0; i < 3; i++) assert.equal((await t.pass()).ready, true);
+  assert.equal(total(), before, "no IaaS call in steady state");
+  // A VIP released behind the controller's back is noticed once the cache ages out.
+  const [one] = await t.vips("vxnet-a");
+  await t.iaas.releaseVips({ vips: [one.vip_id] });
+  await t.sim.control.settle?.();
+  t.clock.now += 61_000;
+  await t.pass();
+  const after = t.sim.control.counters();
+  assert.ok((after.DescribeVips ?? 0) > 0);
+  await waitForVips(t, 88);
+});
+
+async function waitForVips(t: Awaited<ReturnType<typeof setup>>, n: number) {
+  const deadline = Date.now() + 5000;
+  while ((await t.vips("vxnet-a")).length !== n) {
+    if (Date.now() > deadline) throw new Error(`expected ${n} VIPs`);
+    await t.pass();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

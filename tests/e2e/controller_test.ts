@@ -459,6 +459,8 @@ Deno.test({
         }));
         const final = procs.find((p) => p.name === "final")!;
         await cp.kubectlOk(["create", "namespace", "team-b"]);
+        const calls = async () => Object.values(await simCounters(c)).reduce((a, n) => a + n, 0);
+        const calls0 = await calls();
         const n0 = await final.metric('hostnic_controller_reconciles_total{result="ready"}');
         await waitFor(
           "three more passes",
@@ -469,6 +471,7 @@ Deno.test({
             intervalMs: 200,
           },
         );
+        assert.equal(await calls(), calls0, "steady-state passes make no IaaS call");
         const cfg = await ipamConfig();
         assert.equal(cfg.namespaces.has("team-b"), false);
         assert.deepEqual(resolveNamespace(cfg, "team-b"), {
