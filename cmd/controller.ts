@@ -87,6 +87,7 @@ async function run(o: ControllerOptions): Promise<number> {
   const { KubeIpamStores } = await import("../lib/ipam/kube_store.ts");
   const { LeaderElector } = await import("../lib/controller/lease.ts");
   const { CloudCache } = await import("../lib/controller/cache.ts");
+  const { KICK_PATHS, Kicker, startKickWatches } = await import("../lib/controller/watch.ts");
   const { createControllerMetrics } = await import("../lib/controller/metrics.ts");
   const { runController } = await import("../lib/controller/controller.ts");
 
@@ -140,8 +141,16 @@ async function run(o: ControllerOptions): Promise<number> {
     leaderElect: o.leaderElect,
     lease: `${o.leaseNamespace}/${o.leaseName}`,
   });
+  const kicker = new Kicker();
+  const watching = startKickWatches(kc, {
+    paths: KICK_PATHS,
+    kick: () => kicker.kick(),
+    logger,
+    signal: ac.signal,
+  });
   const running = runController({
     deps,
+    kicker,
     metrics,
     logger,
     syncPeriodMs,
@@ -150,6 +159,8 @@ async function run(o: ControllerOptions): Promise<number> {
     stop: ac.signal,
   });
   const end = await running.done;
+  ac.abort();
+  await watching;
   logger.info(end === "lost" ? "leadership lost; exiting" : "stopped");
   return end === "lost" ? 1 : 0;
 }

@@ -10,12 +10,17 @@ import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { autoAssign } from "./autoassign.ts";
 import { type LeaderElector } from "./lease.ts";
+import type { Kicker } from "./watch.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import type { ReconcileDeps } from "./types.ts";
 import { reconcileVxNetPool } from "./vpool.ts";
 
+const MIN_PASS_GAP_MS = 1000;
+
 export interface RunOptions {
   deps: ReconcileDeps;
+  /** Cuts the wait between passes short (watch events); without it passes are periodic only. */
+  kicker?: Kicker;
   metrics: ControllerMetrics;
   logger: Logger;
   syncPeriodMs: number;
@@ -88,7 +93,14 @@ export function runController(
         await runPass(o, signal);
         passes++;
         lastPassOk = true;
-        await sleep(o.syncPeriodMs, signal);
+        if (o.kicker) {
+          // Kicks come in bursts (block writes under pod churn): at most one pass a second.
+          const gap = Math.min(MIN_PASS_GAP_MS, o.syncPeriodMs);
+          await sleep(gap, signal);
+          await o.kicker.wait(o.syncPeriodMs - gap, signal);
+        } else {
+          await sleep(o.syncPeriodMs, signal);
+        }
       }
     } finally {
       o.metrics.leader.set(0);

@@ -13,8 +13,8 @@ export interface ControllerPermission extends PermissionRule {
 }
 
 export const CONTROLLER_PERMISSIONS: readonly ControllerPermission[] = [
-  // kube.ts getVxNetPool
-  { apiGroup: "network.qingcloud.com", resource: "vxnetpools", verbs: ["get"] },
+  // kube.ts getVxNetPool; watch.ts (a change kicks a pass)
+  { apiGroup: "network.qingcloud.com", resource: "vxnetpools", verbs: ["get", "watch"] },
   // kube.ts writeVxNetPoolStatus (merge patch of the status subresource)
   { apiGroup: "network.qingcloud.com", resource: "vxnetpools/status", verbs: ["patch"] },
   // KubeIpamStores.pools: get, list, create, update (disable / re-enable), delete (removal)
@@ -25,14 +25,14 @@ export const CONTROLLER_PERMISSIONS: readonly ControllerPermission[] = [
   },
   // kube.ts writeIpPoolStatus
   { apiGroup: "network.qingcloud.com", resource: "ippools/status", verbs: ["patch"] },
-  // KubeIpamStores.blocks: list, create (carving), delete (removal)
+  // KubeIpamStores.blocks: list, create (carving), delete (removal); watch.ts kicks
   {
     apiGroup: "network.qingcloud.com",
     resource: "ipamblocks",
-    verbs: ["list", "create", "delete"],
+    verbs: ["list", "watch", "create", "delete"],
   },
-  // autoassign.ts: every namespace gets a block
-  { apiGroup: "", resource: "namespaces", verbs: ["list"] },
+  // autoassign.ts: every namespace gets a block; watch.ts (a new namespace kicks a pass)
+  { apiGroup: "", resource: "namespaces", verbs: ["list", "watch"] },
   // clusterconfig (read) and hostnic-ipam-config (read, replace for auto-assign)
   {
     apiGroup: "",
