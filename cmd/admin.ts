@@ -5,10 +5,16 @@
  *   hostnic admin [--socket PATH] nic ls  [-o table|json]
  *   hostnic admin [--socket PATH] pod ls  [-o table|json]
  *   hostnic admin [--socket PATH] gc [--dry-run] [-o table|json]
+ *   hostnic admin ipam ls [--kubeconfig PATH] [-o table|json]
+ *   hostnic admin [--socket PATH] ipam check [--fix] [-o table|json]
  *
  * `gc` runs one garbage-collection pass now (release pods that are gone, repair lost kernel
  * state, adopt or delete unknown owned NICs, replay journaled DELs); `--dry-run` only shows what it
  * would do and why. Mutating operations exist only on the root-only socket.
+ *
+ * Shared mode: `ipam ls` reads the IPPools and IPAMBlocks from the API server (pools, blocks,
+ * owner node, utilization); `ipam check` asks this node's daemon to compare pods, allocations
+ * and the kernel (what its shared-mode GC would release or repair, and why); `--fix` applies it.
  *
  * Exit codes: 0 ok, 1 the daemon failed or is unreachable (message on stderr), 2 usage.
  */
@@ -113,6 +119,88 @@ async function show<T>(
   return 0;
 }
 
+export interface IpamBlockRow {
+  name: string;
+  pool: string;
+  cidr: string;
+  /** Owner node (`host:` stripped); absent while unclaimed. */
+  node?: string;
+  allocated: number;
+  free: number;
+  reserved: number;
+  utilization: number;
+}
+
+export interface IpamView {
+  pools: {
+    name: string;
+    cidr: string;
+    blocks: number;
+    allocated: number;
+    free: number;
+    utilization: number;
+  }[];
+  blocks: IpamBlockRow[];
+}
+
+async function ipamView(kubeconfig: string | undefined): Promise<IpamView> {
+  const { KubeIpamStores } = await import("../lib/ipam/kube_store.ts");
+  const { blockStats } = await import("../lib/ipam/mod.ts");
+  await using s = new KubeIpamStores(kubeconfig !== undefined ? { kubeconfig } : {});
+  const pools = await s.pools.list();
+  const blocks = (await s.blocks.list()).map((b): IpamBlockRow => {
+    const st = blockStats(b.spec, { now: Date.now(), cooldownMs: 0 });
+    const usable = st.allocated + st.free;
+    return {
+      name: b.name,
+      pool: b.spec.pool,
+      cidr: b.spec.cidr,
+      ...(b.spec.affinity ? { node: b.spec.affinity.replace(/^host:/, "") } : {}),
+      allocated: st.allocated,
+      free: st.free,
+      reserved: st.reserved,
+      utilization: usable ? st.allocated / usable : 0,
+    };
+  });
+  return {
+    pools: pools.map((p) => {
+      const mine = blocks.filter((b) => b.pool === p.name);
+      const allocated = mine.reduce((a, b) => a + b.allocated, 0);
+      const free = mine.reduce((a, b) => a + b.free, 0);
+      return {
+        name: p.name,
+        cidr: p.spec.cidr,
+        blocks: mine.length,
+        allocated,
+        free,
+        utilization: allocated + free ? allocated / (allocated + free) : 0,
+      };
+    }),
+    blocks,
+  };
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+function ipamTable(v: IpamView): string {
+  return table(
+    ["POOL", "CIDR", "BLOCKS", "ALLOCATED", "FREE", "UTILIZATION"],
+    v.pools.map((p) => [p.name, p.cidr, p.blocks, p.allocated, p.free, pct(p.utilization)]),
+  ) + "\n" + table(
+    ["BLOCK", "POOL", "CIDR", "NODE", "ALLOCATED", "FREE", "RESERVED", "UTILIZATION"],
+    v.blocks.map((b) => [
+      b.name,
+      b.pool,
+      b.cidr,
+      b.node,
+      b.allocated,
+      b.free,
+      b.reserved,
+      pct(b.utilization),
+    ]),
+  );
+}
+
 export async function main(args: string[]): Promise<number> {
   let code = 0;
   const program = newProgram("hostnic admin")
@@ -142,6 +230,26 @@ export async function main(args: string[]): Promise<number> {
       }, { timeoutMs: 120_000 });
       out(o.output === "json" ? JSON.stringify(r, null, 2) + "\n" : gcText(r));
       code = r.failed.length > 0 ? 1 : 0;
+    });
+  const ipam = program.command("ipam").description("shared-mode IPAM (IPPools and IPAMBlocks)");
+  ipam.command("ls").description("list pools and blocks with owner node and utilization")
+    .option("--kubeconfig <path>", "kubeconfig (default: the in-cluster service account)")
+    .addOption(formatOption())
+    .action(async (o: { kubeconfig?: string; output: Format }) => {
+      const v = await ipamView(o.kubeconfig);
+      out(o.output === "json" ? JSON.stringify(v, null, 2) + "\n" : ipamTable(v));
+      code = 0;
+    });
+  ipam.command("check")
+    .description("compare pods, allocations and the kernel on this node (shared mode)")
+    .option("--fix", "release and repair what the check finds")
+    .addOption(formatOption())
+    .action(async (o: { fix?: boolean; output: Format }) => {
+      const r = await new RpcClient(socket()).call<GcView>(RPC.adminIpamCheck, {
+        dryRun: o.fix !== true,
+      }, { timeoutMs: 120_000 });
+      out(o.output === "json" ? JSON.stringify(r, null, 2) + "\n" : gcText(r));
+      code = r.failed.length > 0 || (!r.applied && r.actions.length > 0) ? 1 : 0;
     });
   return await runProgram(program, args, () => code);
 }

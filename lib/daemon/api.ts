@@ -123,10 +123,14 @@ export interface PodView {
   ifName: string;
   pod?: string;
   netns: string;
-  mode: "nic" | "passthrough";
+  mode: "nic" | "passthrough" | "shared";
   ip: string;
   nicId: string;
   vxnet: string;
   table: number;
   createdAt: string;
+  /** Shared mode: the IPAMBlock, the allocation's sequence number and the record's state. */
+  block?: string;
+  sequence?: number;
+  state?: string;
 }

@@ -27,7 +27,7 @@ import { IaasPoolCloud } from "../nicpool/cloud.ts";
 import type { NicRecord } from "../nicpool/model.ts";
 import { NicPool, PoolError } from "../nicpool/pool.ts";
 import { RPC, RpcError } from "../rpc/protocol.ts";
-import { route, startRpcServer } from "../rpc/server.ts";
+import { route, type RpcRoute, startRpcServer } from "../rpc/server.ts";
 import { openLevelStore } from "../store/mod.ts";
 import type { Store } from "../store/store.ts";
 import type { CniSettings, GcView, NicView, PodView, PoolView } from "./api.ts";
@@ -43,6 +43,7 @@ import {
 } from "./schemas.ts";
 import { Collector, describeAction } from "./gc.ts";
 import { CniService, ServiceError } from "./service.ts";
+import { sharedRpcError } from "./shared.ts";
 import { checkInstanceAndVxnets, recoverState } from "./startup.ts";
 
 export interface DaemonOptions {
@@ -95,6 +96,8 @@ async function readInstanceId(cfg: DaemonConfig): Promise<string> {
 /** Maps service, pool and datapath failures to the socket protocol's reasons and CNI codes. */
 export function toRpcError(err: unknown): unknown {
   if (err instanceof RpcError) return err;
+  const shared = sharedRpcError(err);
+  if (shared) return shared;
   if (err instanceof ServiceError || err instanceof PoolError) {
     switch (err.code) {
       case "NOT_READY":
@@ -165,6 +168,16 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       ? await (await import("./kube.ts")).startKubeBinding({ config: cfg, instanceId, logger })
       : undefined;
     if (kube) cleanups.push(() => kube.close());
+    // Shared mode (v-pool ready and hostnic-ipam-config present), decided once at start.
+    const sharedKube = kube &&
+      await (await import("./shared_kube.ts")).startSharedKube({
+        kube: kube.kube,
+        kubeconfig: cfg.kubeconfig,
+        logger,
+        calico: cfg.server.networkPolicy === "calico",
+      });
+    if (sharedKube) cleanups.push(() => sharedKube.close());
+    const sharedOn = sharedKube && "ipam" in sharedKube ? sharedKube : undefined;
     const poolVxnet = kube ? kube.poolVxnet : cfg.pool.vxNets[0];
     const facts = await checkInstanceAndVxnets(iaas, {
       instanceId,
@@ -202,8 +215,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       instanceId,
       vxnet: poolVxnet,
       tag: cfg.pool.tag,
-      poolLow: cfg.pool.poolLow,
-      poolHigh: cfg.pool.poolHigh,
+      // Shared mode keeps no warm NICs: a vxnet's NIC comes with its first pod.
+      poolLow: sharedOn ? 0 : cfg.pool.poolLow,
+      poolHigh: sharedOn ? 0 : cfg.pool.poolHigh,
       maxNic: cfg.pool.maxNic,
       routeTableBase: cfg.pool.routeTableBase,
       jobTimeoutMs: 120_000,
@@ -248,6 +262,25 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     });
     // DELs journaled while the daemon was away, pods whose netns is gone, kernel state lost by
     // a reboot: all settled before the daemon says it is ready (recovery just asked the cloud).
+    const shared = sharedOn &&
+      await (await import("./shared_daemon.ts")).startSharedMode({
+        ...sharedOn,
+        kube: kube!.kube,
+        pool,
+        store,
+        linux,
+        logger,
+        nodeName: kube!.nodeName,
+        settings,
+        registry: metrics.registry,
+        livePods: () => kube!.livePods(),
+        freePeriodMs: cfg.pool.freePeriod * 60_000,
+        graceMs: 2 * cfg.pool.nodeSync * 1000,
+      });
+    if (shared) {
+      collector.sharedDel = (containerId, ifName) =>
+        shared.service.del({ containerId, ifName, netns: "" });
+    }
     await collector.run({ cloud: false });
     refreshGauges();
 
@@ -257,8 +290,15 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       routes: rpcRoutes(svc, pool, metrics, collector, {
         instanceId,
         nodeName: cfg.nodeName,
-        add: kube && ((b) => kube.add(b, (r) => svc.add(r))),
-      }),
+        add: kube &&
+          ((b) =>
+            kube.add(
+              b,
+              (r) => shared && r.type !== "passthrough" ? shared.service.add(r) : svc.add(r),
+              { ipAlone: shared !== undefined },
+            )),
+        shared: shared ? shared.service : undefined,
+      }, shared ? shared.routes() : []),
     });
     cleanups.push(() => rpc.close());
     const manage = startManageServer(cfg.manageAddr, svc, metrics, logger);
@@ -270,6 +310,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       const full = Date.now() - lastFullGc >= cfg.pool.nodeSync * 1000;
       if (full) lastFullGc = Date.now();
       await collector.run(full ? {} : { cloud: false, pods: false });
+      await shared?.sync(full);
       pool.kick();
     });
     cleanups.push(() => loop.stop());
@@ -321,8 +362,21 @@ function rpcRoutes(
   pool: NicPool,
   metrics: DaemonMetrics,
   collector: Collector,
-  node: { instanceId: string; nodeName?: string; add?: CniService["add"] },
+  node: {
+    instanceId: string;
+    nodeName?: string;
+    add?: CniService["add"];
+    shared?:
+      & { has(c: string, i: string): boolean; views(): PodView[] }
+      & Pick<
+        CniService,
+        "del" | "check"
+      >;
+  },
+  extraRoutes: RpcRoute[] = [],
 ) {
+  const sharedHas = (b: { containerId: string; ifName: string }) =>
+    node.shared?.has(b.containerId, b.ifName) === true;
   const timed = <T>(command: string, fn: () => Promise<T>): Promise<T> => {
     const end = metrics.cniLatency.startTimer({ command });
     return fn().then(
@@ -343,8 +397,17 @@ function rpcRoutes(
   };
   return [
     route(RPC.cniAdd, addSchema, (b) => timed("ADD", () => node.add ? node.add(b) : svc.add(b))),
-    route(RPC.cniDel, delSchema, (b) => timed("DEL", () => svc.del(b)).then(() => ({}))),
-    route(RPC.cniCheck, checkSchema, (b) => timed("CHECK", () => svc.check(b)).then(() => ({}))),
+    route(
+      RPC.cniDel,
+      delSchema,
+      (b) => timed("DEL", () => sharedHas(b) ? node.shared!.del(b) : svc.del(b)).then(() => ({})),
+    ),
+    route(
+      RPC.cniCheck,
+      checkSchema,
+      (b) =>
+        timed("CHECK", () => sharedHas(b) ? node.shared!.check(b) : svc.check(b)).then(() => ({})),
+    ),
     route(RPC.cniStatus, statusSchema, () => svc.status()),
     route(
       RPC.cniGc,
@@ -390,7 +453,7 @@ function rpcRoutes(
         })),
     ),
     route(RPC.adminPods, null, (): PodView[] =>
-      svc.allocations().map((a) => ({
+      svc.allocations().map((a): PodView => ({
         containerId: a.containerId,
         ifName: a.ifName,
         pod: a.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined,
@@ -401,7 +464,7 @@ function rpcRoutes(
         vxnet: a.vxnet,
         table: a.table,
         createdAt: new Date(a.createdAt).toISOString(),
-      }))),
+      })).concat(node.shared?.views() ?? [])),
     route(RPC.adminGc, adminGcSchema, async (b): Promise<GcView> => {
       const r = await collector.run({ dryRun: b.dryRun });
       return {
@@ -411,6 +474,7 @@ function rpcRoutes(
       };
     }),
     route(RPC.healthz, null, () => ({ ok: true, ready: svc.ready })),
+    ...extraRoutes,
   ];
 }
 

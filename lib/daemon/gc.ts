@@ -233,6 +233,8 @@ export class Collector {
   readonly #o: GcOptions;
   readonly #firstSeen = new Map<string, number>();
   #running: Promise<unknown> = Promise.resolve();
+  /** Shared mode's DEL (lib/daemon/shared.ts): a journaled DEL may name a shared-mode pod. */
+  sharedDel?: (containerId: string, ifName: string) => Promise<void>;
 
   constructor(deps: CollectorDeps, opts: GcOptions) {
     this.#d = deps;
@@ -321,6 +323,7 @@ export class Collector {
     switch (a.kind) {
       case "replay-release":
         await svc.del({ containerId: a.containerId, ifName: a.ifName, netns: "" });
+        await this.sharedDel?.(a.containerId, a.ifName);
         await removeReleaseRecord(this.#d.journalDir, a.id);
         return;
       case "release-pod":

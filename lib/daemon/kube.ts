@@ -311,6 +311,14 @@ export function describeAddFailure(err: unknown): KubeEvent {
         "HostnicNotReady",
         "The hostnic daemon on this node is starting or stopping; the kubelet retries the pod.",
       );
+    case "IPAM_IP_IN_USE":
+      return ev("IPInUse", "Free the address or change the pod's fixed IP; the kubelet retries.");
+    case "IPAM_EXHAUSTED":
+    case "IPAM_NAMESPACE_UNMAPPED":
+      return ev(
+        "NoPodAddress",
+        "Map the namespace to blocks with room in hostnic-ipam-config; the kubelet retries.",
+      );
     case "NETNS_NOT_FOUND":
       return ev("SandboxGone", "The pod sandbox went away during setup; nothing to do.");
     case "DATAPATH_SETUP_FAILED":
@@ -464,6 +472,8 @@ export interface KubeBindingOptions {
 export interface KubeBinding {
   /** The Kubernetes node name: `--node-name`, else the instance id. */
   readonly nodeName: string;
+  /** The client (shared mode reads its ConfigMap, pods and nodes through it). */
+  readonly kube: Kube;
   /** The node's pool vxnet chosen at start; undefined = none. */
   readonly poolVxnet: string | undefined;
   /**
@@ -471,7 +481,11 @@ export interface KubeBinding {
    * Warning event on the pod when the ADD fails. Errors of its own are `RpcError`s (invalid
    * annotation: BAD_REQUEST, CNI code 103; annotation ⇄ CNI_ARGS conflict: CONFLICT, 103).
    */
-  add(req: AddRequest, next: (req: AddRequest) => Promise<AddReply>): Promise<AddReply>;
+  add(
+    req: AddRequest,
+    next: (req: AddRequest) => Promise<AddReply>,
+    opts?: { ipAlone?: boolean },
+  ): Promise<AddReply>;
   /**
    * One sync pass: publishes the pool health annotation when it changed, and re-reads pods that
    * were networked while the API server was unreachable. Never rejects (API failures are logged),
@@ -598,6 +612,7 @@ interface Deferred {
 
 class Binding implements KubeBinding {
   readonly nodeName: string;
+  readonly kube: Kube;
   readonly poolVxnet: string | undefined;
   readonly #kube: Kube;
   readonly #log: Logger;
@@ -627,6 +642,7 @@ class Binding implements KubeBinding {
     published: string | undefined;
   }) {
     this.#kube = o.kube;
+    this.kube = o.kube;
     this.#log = o.logger;
     this.nodeName = o.nodeName;
     this.poolVxnet = o.poolVxnet;
@@ -647,7 +663,11 @@ class Binding implements KubeBinding {
     return this.#synced ? new Set(this.#live) : undefined;
   }
 
-  async add(req: AddRequest, next: (req: AddRequest) => Promise<AddReply>): Promise<AddReply> {
+  async add(
+    req: AddRequest,
+    next: (req: AddRequest) => Promise<AddReply>,
+    opts: { ipAlone?: boolean } = {},
+  ): Promise<AddReply> {
     const ref: PodRef | undefined = req.podName && req.podNamespace
       ? { namespace: req.podNamespace, name: req.podName }
       : undefined;
@@ -668,7 +688,9 @@ class Binding implements KubeBinding {
             { pod: key, err: errorMessage(err) },
           );
         }
-        if (pod) effective = mergePodRequest(req, parsePodAnnotations(pod.annotations), key);
+        if (pod) {
+          effective = mergePodRequest(req, parsePodAnnotations(pod.annotations, opts), key);
+        }
       }
       const reply = await next(effective);
       if (ref && deferred) this.#defer(key, { ref, granted: grantedOf(reply) });

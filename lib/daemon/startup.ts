@@ -136,8 +136,12 @@ export async function recoverState(
     if (alloc) {
       rec.state = "inuse";
       rec.owner = ownerKey(alloc.containerId, alloc.ifName);
-    } else if (rec.state === "inuse" && rec.owner?.startsWith("gateway/") && attachedHere) {
-      // The node's gateway NIC of a vxnet (legacy `gw: 0.0.0.0` routes): kept.
+    } else if (
+      rec.state === "inuse" && attachedHere &&
+      (rec.owner?.startsWith("gateway/") || rec.owner?.startsWith("shared/"))
+    ) {
+      // The node's gateway NIC of a vxnet (legacy `gw: 0.0.0.0` routes), or its shared-mode NIC
+      // of a vxnet (lib/daemon/shared.ts frees it when it has no pods): kept.
     } else if (rec.state === "inuse") {
       rec.state = attachedHere ? "free" : "detaching";
       rec.owner = undefined;

@@ -74,6 +74,7 @@ function checkVxnet(annotation: string, value: string): string {
 /** Reads hostnic's pod annotations; throws `AnnotationError` naming the first bad one. */
 export function parsePodAnnotations(
   annotations: Readonly<Record<string, string>> | undefined,
+  opts: { ipAlone?: boolean } = {},
 ): PodNetworkRequest {
   const out: PodNetworkRequest = {};
   if (!annotations) return out;
@@ -92,7 +93,8 @@ export function parsePodAnnotations(
         "is not an address a pod can own (0/8, loopback, link-local, multicast and broadcast are not)",
       );
     }
-    if (out.vxnet === undefined) {
+    // Shared mode (ipAlone) takes a fixed IP from the namespace's blocks: no vxnet needed.
+    if (out.vxnet === undefined && !opts.ipAlone) {
       throw new AnnotationError(
         ANNOTATION_IP,
         ip,

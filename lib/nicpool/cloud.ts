@@ -26,13 +26,20 @@ export class IaasPoolCloud implements PoolCloud {
   }
 
   async createNics(
-    o: { vxnet: string; count: number; nicName: string; privateIps?: string[] },
+    o: {
+      vxnet: string;
+      count: number;
+      nicName: string;
+      privateIps?: string[];
+      disableIp?: boolean;
+    },
   ): Promise<{ id: string; ip: string }[]> {
     const nics = await this.#iaas.createNics({
       vxnet: o.vxnet,
       count: o.count,
       nicName: o.nicName,
       privateIps: o.privateIps,
+      ...(o.disableIp ? { disableIp: 1 as const } : {}),
     });
     return nics.map((n) => ({ id: n.nicId, ip: n.privateIp ?? "" }));
   }

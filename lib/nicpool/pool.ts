@@ -29,7 +29,15 @@ import {
 /** The cloud operations the pool needs (an adapter over the IaaS client implements it). */
 export interface PoolCloud {
   /** CreateNics count=N in vxnet, named `nicName`, optionally with explicit private IPs. */
-  createNics(o: { vxnet: string; count: number; nicName: string; privateIps?: string[] }): Promise<
+  createNics(
+    o: {
+      vxnet: string;
+      count: number;
+      nicName: string;
+      privateIps?: string[];
+      disableIp?: boolean;
+    },
+  ): Promise<
     { id: string; ip: string }[]
   >;
   /** AttachTags tag → nics. */
@@ -228,7 +236,10 @@ export class NicPool {
    * Creates a NIC for one pod (a vxnet other than the pool's, or a fixed IP) and attaches it.
    * Deleted again on release.
    */
-  async acquireDedicated(owner: string, o: { vxnet: string; ip?: string }): Promise<NicRecord> {
+  async acquireDedicated(
+    owner: string,
+    o: { vxnet: string; ip?: string; disableIp?: boolean },
+  ): Promise<NicRecord> {
     if (this.#nics.size >= this.#opts.maxNic) {
       throw new PoolError(
         "MAX_NIC",
@@ -240,6 +251,7 @@ export class NicPool {
       vxnet: o.vxnet,
       count: 1,
       privateIps: o.ip ? [o.ip] : undefined,
+      disableIp: o.disableIp,
       dedicated: true,
       owner,
     });
@@ -483,7 +495,14 @@ export class NicPool {
   }
 
   async #createBatch(
-    o: { vxnet: string; count: number; privateIps?: string[]; dedicated: boolean; owner?: string },
+    o: {
+      vxnet: string;
+      count: number;
+      privateIps?: string[];
+      disableIp?: boolean;
+      dedicated: boolean;
+      owner?: string;
+    },
   ): Promise<NicRecord[]> {
     const { cloud, logger } = this.#deps;
     const now = this.#now();
@@ -514,6 +533,7 @@ export class NicPool {
         count: o.count,
         nicName: this.nicName,
         privateIps: o.privateIps,
+        ...(o.disableIp ? { disableIp: true } : {}),
       });
       for (const ph of placeholders) this.#nics.delete(ph.id);
       placeholders.length = 0;

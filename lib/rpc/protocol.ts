@@ -21,6 +21,7 @@ export const RPC_ROUTES = {
   "/v1/admin/nics": "GET",
   "/v1/admin/pods": "GET",
   "/v1/admin/gc": "POST",
+  "/v1/admin/ipam/check": "POST",
   "/v1/healthz": "GET",
 } as const satisfies Record<string, "GET" | "POST">;
 
@@ -37,6 +38,7 @@ export const RPC = {
   adminNics: "/v1/admin/nics",
   adminPods: "/v1/admin/pods",
   adminGc: "/v1/admin/gc",
+  adminIpamCheck: "/v1/admin/ipam/check",
   healthz: "/v1/healthz",
 } as const satisfies Record<string, RpcPath>;
 
