@@ -74,6 +74,12 @@ async function run(o: ControllerOptions): Promise<number> {
     renewDeadlineMs: seconds("--renew-deadline", o.renewDeadline),
     retryPeriodMs: seconds("--retry-period", o.retryPeriod),
   };
+  if (o.leaderElect && !(lease.retryPeriodMs < lease.renewDeadlineMs)) {
+    throw new ConfigError("--retry-period", "must be shorter than --renew-deadline");
+  }
+  if (o.leaderElect && !(lease.renewDeadlineMs < lease.leaseDurationMs)) {
+    throw new ConfigError("--renew-deadline", "must be shorter than --lease-duration");
+  }
   const syncPeriodMs = seconds("--sync-period", o.syncPeriod);
   const cloudResyncMs = seconds("--cloud-resync", o.cloudResync);
   const logger = pinoLogger(o.loglevel ?? "info", { component: "controller" });
