@@ -478,11 +478,12 @@ Deno.test({
           }, { timeoutMs: 60_000, intervalMs: 300 });
           assert.equal((await vips(OTHER)).length, 0, "VIPs released");
           assert.equal((await stores.blocks.list()).filter((b) => b.spec.pool === OTHER).length, 0);
-          const v = await vpool();
-          assert.equal(
-            v.status.conditions.find((x: Obj) => x.type === "RemovalBlocked").status,
-            "False",
-          );
+          // The pass that deleted the IPPool writes the status right after.
+          const v = await waitFor("RemovalBlocked False", async () => {
+            const v = await vpool();
+            const cond = v.status?.conditions?.find((x: Obj) => x.type === "RemovalBlocked");
+            return cond?.status === "False" ? v : undefined;
+          }, { timeoutMs: 30_000, intervalMs: 200 });
           assert.equal(v.status.ready, true);
           const after = await simCounters(c);
           // 229 VIPs in ReleaseVips calls of ≤ 100, by the process killed after "vips-released";
