@@ -1,14 +1,13 @@
 /**
  * The controller's run loop: campaign for the Lease (or not, with leader election off), then while
- * leading run a pass every `syncPeriodMs` — v-pool reconcile (vpool.ts), then namespace auto-assign
- * (autoassign.ts) — until stopped or leadership is lost. Passes never overlap. `/healthz` answers
+ * leading run a pass every `syncPeriodMs` (or when kicked) — v-pool reconcile with namespace
+ * auto-assign (vpool.ts, autoassign.ts) — until stopped or leadership is lost. Passes never overlap. `/healthz` answers
  * while the process runs; `/readyz` when the last pass ran (or when another replica leads);
  * `/metrics` serves metrics.ts.
  */
 import { parseListenAddr } from "../config.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { autoAssign } from "./autoassign.ts";
 import { type LeaderElector } from "./lease.ts";
 import type { Kicker } from "./watch.ts";
 import type { ControllerMetrics } from "./metrics.ts";
@@ -45,8 +44,9 @@ export async function runPass(o: RunOptions, signal?: AbortSignal): Promise<Pass
       ...(signal ? { signal } : {}),
     });
     o.metrics.reconciles.inc({ result: !r.present ? "absent" : r.ready ? "ready" : "not_ready" });
-    const a = await autoAssign(o.deps, { logger: o.logger, status: r.status, ready: r.ready });
-    if (a.written) o.metrics.autoAssigned.inc(a.changes.length);
+    const a = r.autoAssign;
+    if (a?.written) o.metrics.autoAssigned.inc(a.changes.length);
+    o.metrics.namespacesWithoutBlock.set(a?.starved.length ?? 0);
     return { ready: r.ready, present: r.present, problems: r.problems };
   } catch (err) {
     o.metrics.reconciles.inc({ result: "error" });

@@ -18,6 +18,7 @@ export interface ControllerMetrics {
   poolBlocks: client.Gauge<"pool">;
   leader: client.Gauge;
   autoAssigned: client.Counter;
+  namespacesWithoutBlock: client.Gauge;
   observer: ReconcileObserver;
 }
 
@@ -73,6 +74,11 @@ export function createControllerMetrics(): ControllerMetrics {
     leader: new client.Gauge({
       name: "hostnic_controller_leader",
       help: "1 while this replica holds the leader Lease",
+      registers,
+    }),
+    namespacesWithoutBlock: new client.Gauge({
+      name: "hostnic_controller_namespaces_without_block",
+      help: "Namespaces auto-assign found no free block for (last pass)",
       registers,
     }),
     autoAssigned: new client.Counter({

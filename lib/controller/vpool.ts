@@ -37,6 +37,7 @@ import {
 } from "../ipam/mod.ts";
 import { AlreadyExistsError } from "../ipam/mod.ts";
 import type { Logger } from "../log.ts";
+import { autoAssign, type AutoAssignResult } from "./autoassign.ts";
 import { CLUSTER_CONFIG, type ClusterConfig, parseClusterConfig } from "./cluster_config.ts";
 import { ensureSecurityGroupRule, ensureVips, releaseAllVips } from "./cloud.ts";
 import type {
@@ -81,6 +82,8 @@ export interface ReconcileResult {
   /** Removed vxnets whose IPPool is kept because addresses are in use. */
   blockedRemovals: RemovalBlock[];
   removed: string[];
+  /** Namespace auto-assign of this pass (absent when v-pool is absent or invalid). */
+  autoAssign?: AutoAssignResult;
 }
 
 const vxnetName = new RegExp(PATTERNS.vxnetId);
@@ -318,6 +321,23 @@ export async function reconcileVxNetPool(
       },
     now,
   );
+  // Namespace auto-assign works from the pools computed above, and its outcome is a condition.
+  try {
+    result.autoAssign = await autoAssign(d, {
+      logger: log,
+      status: { ready: result.ready, pools, conditions: [] },
+      ready: result.ready,
+    });
+  } catch (err) {
+    result.autoAssign = {
+      enabled: true,
+      written: false,
+      changes: [],
+      starved: [],
+      problem: errorMessage(err),
+    };
+  }
+  conds = setCondition(conds, autoAssignCondition(result.autoAssign, vp.generation), now);
   const status: PoolStatus = {
     ready: result.ready,
     ...(result.ready ? {} : { message: result.problems.join("; ") }),
@@ -327,6 +347,40 @@ export async function reconcileVxNetPool(
   await writeStatus(d, vp, status, step, result);
   await writePoolStatuses(d, o, [...wanted]);
   return result;
+}
+
+function autoAssignCondition(
+  a: AutoAssignResult,
+  generation: number,
+): Omit<Condition, "lastTransitionTime"> {
+  const base = { type: "AutoAssign", observedGeneration: generation };
+  if (a.problem) {
+    return { ...base, status: "False", reason: "CannotAssign", message: a.problem };
+  }
+  if (!a.enabled) {
+    return {
+      ...base,
+      status: "False",
+      reason: "Off",
+      message: 'subnet-auto-assign is not "on" in kube-system/hostnic-ipam-config',
+    };
+  }
+  if (a.starved.length > 0) {
+    return {
+      ...base,
+      status: "False",
+      reason: "NoFreeBlock",
+      message: `no free block left for namespace(s) ${
+        a.starved.map((n) => `"${n}"`).join(", ")
+      }; add a vxnet to ${VXNET_POOL_NAME} or free a block`,
+    };
+  }
+  return {
+    ...base,
+    status: "True",
+    reason: "Assigned",
+    message: "every namespace has a block with a free address",
+  };
 }
 
 function describeBlocked(b: RemovalBlock): string {

@@ -268,3 +268,22 @@ async function waitForVips(t: Awaited<ReturnType<typeof setup>>, n: number) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+Deno.test("v-pool: auto-assign runs in the pass and its outcome is the AutoAssign condition", async () => {
+  await using t = await setup();
+  t.kube.vxnetPool = vpool(["vxnet-a"]);
+  const cond = () => t.kube.vxnetPool!.status!.conditions!.find((c) => c.type === "AutoAssign")!;
+  await t.pass();
+  assert.equal(cond().reason, "Off");
+  t.kube.setConfigMap("kube-system", "hostnic-ipam-config", { "subnet-auto-assign": "on" });
+  const r = await t.pass();
+  assert.equal(r.autoAssign?.written, true);
+  assert.equal(cond().status, "True");
+  const cm = await t.kube.getConfigMap("kube-system", "hostnic-ipam-config");
+  assert.deepEqual(JSON.parse(cm!.data.ipam), { default: ["4100-172-25-1-96-27"] });
+  // Three blocks, five namespaces: two are left without one, and the condition names them.
+  t.kube.namespaces = ["default", "a", "b", "c", "d"].map((name) => ({ name, terminating: false }));
+  await t.pass();
+  assert.equal(cond().reason, "NoFreeBlock");
+  assert.match(cond().message, /"c", "d"/);
+});
