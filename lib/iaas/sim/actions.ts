@@ -485,6 +485,22 @@ export const ACTIONS: Readonly<Record<string, ActionHandler>> = {
     return described(ctx, "security_group_set", items, (g) => sgView(ctx.world, g, verbose));
   },
 
+  CreateSecurityGroup: (ctx) => {
+    const g = ctx.world.createSecurityGroup(ctx.owner, {
+      name: str(ctx.params, "security_group_name") ?? "",
+    });
+    return { security_group_id: g.id };
+  },
+
+  DescribeClusters: (ctx) => {
+    const items = ctx.world.describeClusters(ctx.owner, list(ctx.params, "clusters"));
+    return described(ctx, "cluster_set", items, (c) => ({
+      cluster_id: c.id,
+      security_group_id: c.securityGroupId,
+      owner: c.owner,
+    }));
+  },
+
   AddSecurityGroupRules: (ctx) => {
     const p = ctx.params;
     const added = ctx.world.addSecurityGroupRules(

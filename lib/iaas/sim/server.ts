@@ -401,6 +401,17 @@ class Sim {
         await this.settle();
         return json({ ok: true });
       }
+      if (route === "POST clusters") {
+        const body = await readJson(req) as { cluster_id?: unknown; security_group_id?: unknown };
+        if (typeof body?.cluster_id !== "string" || typeof body?.security_group_id !== "string") {
+          return json({ error: 'Fields "cluster_id" and "security_group_id" are required' }, 400);
+        }
+        const c = this.world.addCluster({
+          id: body.cluster_id,
+          securityGroupId: body.security_group_id,
+        });
+        return json({ ok: true, cluster_id: c.id });
+      }
       if (req.method === "POST" && parts[0] === "instances" && parts.length === 3) {
         const id = decodeURIComponent(parts[1]);
         if (!this.world.instances.has(id)) return json({ error: `Unknown instance "${id}"` }, 404);

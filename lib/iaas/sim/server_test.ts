@@ -299,3 +299,44 @@ Deno.test("serves the same API on a unix socket; clientConfig has the SDK keys",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("CreateSecurityGroup, and DescribeClusters for clusters added through /_sim/clusters", async () => {
+  await withSim(async (sim, call) => {
+    const sg = await call({
+      action: "CreateSecurityGroup",
+      params: { security_group_name: "k8s" },
+    });
+    assert.equal(sg.ret_code, 0, JSON.stringify(sg));
+    const sgId = sg.security_group_id as string;
+    assert.match(sgId, /^sg-/);
+    const base = new URL(sim.url).origin;
+    const bad = await fetch(`${base}/_sim/clusters`, {
+      method: "POST",
+      body: JSON.stringify({ cluster_id: "cl-abc", security_group_id: "sg-nope" }),
+    });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+    const ok = await fetch(`${base}/_sim/clusters`, {
+      method: "POST",
+      body: JSON.stringify({ cluster_id: "cl-abc", security_group_id: sgId }),
+    });
+    assert.equal(ok.status, 200, await ok.text());
+    const r = await call({ action: "DescribeClusters", params: { "clusters.1": "cl-abc" } });
+    assert.equal(r.ret_code, 0);
+    assert.deepEqual(
+      (r.cluster_set as { cluster_id: string; security_group_id: string }[]).map((c) => [
+        c.cluster_id,
+        c.security_group_id,
+      ]),
+      [["cl-abc", sgId]],
+    );
+    // Another account sees none of it.
+    const other = await call({
+      action: "DescribeClusters",
+      params: { "clusters.1": "cl-abc" },
+      keyId: OTHER_KEY_ID,
+      secret: OTHER_SECRET,
+    });
+    assert.equal(other.total_count, 0);
+  });
+});

@@ -158,6 +158,13 @@ export interface Rule extends ScenarioRule {
   createMs: number;
 }
 
+export interface Cluster {
+  id: string;
+  securityGroupId: string;
+  owner: string;
+  createMs: number;
+}
+
 export interface SecurityGroup {
   id: string;
   name: string;
@@ -210,6 +217,8 @@ export class World {
   readonly vips = new Map<string, Vip>();
   readonly securityGroups = new Map<string, SecurityGroup>();
   readonly rules = new Map<string, Rule>();
+  /** AppCenter clusters (QKE): only what DescribeClusters reports to hostnic. */
+  readonly clusters = new Map<string, Cluster>();
 
   constructor(o: WorldOptions) {
     const s = o.scenario;
@@ -1141,6 +1150,46 @@ export class World {
     });
   }
 
+  /** CreateSecurityGroup: an empty, applied group. */
+  createSecurityGroup(owner: string, o: { name: string }): SecurityGroup {
+    const g: SecurityGroup = {
+      id: this.#newId("sg-", 8),
+      name: o.name,
+      isDefault: false,
+      owner,
+      createMs: this.now(),
+      version: 0,
+      appliedVersion: 0,
+    };
+    this.securityGroups.set(g.id, g);
+    return g;
+  }
+
+  // ---------------------------------------------------------------- clusters (AppCenter/QKE)
+
+  /** Adds a cluster (control API: clusters are made by AppCenter, not by an action we serve). */
+  addCluster(o: { id: string; securityGroupId: string; owner?: string }): Cluster {
+    if (!/^cl-[a-z0-9]{1,16}$/.test(o.id)) {
+      throw invalidParameter(`cluster id [${o.id}] is invalid`);
+    }
+    const sg = this.securityGroups.get(o.securityGroupId);
+    if (!sg) throw notFound(o.securityGroupId);
+    const c: Cluster = {
+      id: o.id,
+      securityGroupId: sg.id,
+      owner: o.owner ?? sg.owner,
+      createMs: this.now(),
+    };
+    this.clusters.set(c.id, c);
+    return c;
+  }
+
+  describeClusters(owner: string, ids: string[]): Cluster[] {
+    return sortNewest(
+      [...this.clusters.values()].filter((c) => c.owner === owner && matchAny(ids, c.id)),
+    );
+  }
+
   // ---------------------------------------------------------------- dump
 
   /** Everything except secrets, as plain JSON (for `GET /_sim/state`). */
@@ -1168,6 +1217,7 @@ export class World {
       vips: [...this.vips.values()].map((v) => ({ ...v, addr: formatIp(v.addr) })),
       security_groups: [...this.securityGroups.values()],
       rules: [...this.rules.values()],
+      clusters: [...this.clusters.values()],
     };
   }
 }

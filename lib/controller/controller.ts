@@ -1,0 +1,176 @@
+/**
+ * The controller's run loop: campaign for the Lease (or not, with leader election off), then while
+ * leading run a pass every `syncPeriodMs` (or when kicked) — v-pool reconcile with namespace
+ * auto-assign (vpool.ts, autoassign.ts) — until stopped or leadership is lost. Passes never overlap. `/healthz` answers
+ * while the process runs; `/readyz` when the last pass ran (or when another replica leads);
+ * `/metrics` serves metrics.ts.
+ */
+import { parseListenAddr } from "../config.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { type LeaderElector } from "./lease.ts";
+import type { Kicker } from "./watch.ts";
+import type { ControllerMetrics } from "./metrics.ts";
+import type { ReconcileDeps } from "./types.ts";
+import { reconcileVxNetPool } from "./vpool.ts";
+
+const MIN_PASS_GAP_MS = 1000;
+
+export interface RunOptions {
+  deps: ReconcileDeps;
+  /** Cuts the wait between passes short (watch events); without it passes are periodic only. */
+  kicker?: Kicker;
+  metrics: ControllerMetrics;
+  logger: Logger;
+  syncPeriodMs: number;
+  /** Undefined: leader election off (one replica only). */
+  elector?: LeaderElector;
+  cooldownMs?: number;
+}
+
+export interface PassOutcome {
+  ready: boolean;
+  present: boolean;
+  problems: string[];
+}
+
+/** One pass: reconcile `v-pool`, then auto-assign. Errors are logged and counted, not thrown. */
+export async function runPass(o: RunOptions, signal?: AbortSignal): Promise<PassOutcome> {
+  try {
+    const r = await reconcileVxNetPool(o.deps, {
+      logger: o.logger,
+      observer: o.metrics.observer,
+      ...(o.cooldownMs !== undefined ? { cooldownMs: o.cooldownMs } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    o.metrics.reconciles.inc({ result: !r.present ? "absent" : r.ready ? "ready" : "not_ready" });
+    const a = r.autoAssign;
+    if (a?.written) o.metrics.autoAssigned.inc(a.changes.length);
+    o.metrics.namespacesWithoutBlock.set(a?.starved.length ?? 0);
+    return { ready: r.ready, present: r.present, problems: r.problems };
+  } catch (err) {
+    o.metrics.reconciles.inc({ result: "error" });
+    o.logger.warn("reconcile pass failed; retrying next period", { error: errorMessage(err) });
+    return { ready: false, present: false, problems: [errorMessage(err)] };
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+export interface RunningController {
+  /** Why it ended: "stopped" (signal) or "lost" (leadership lost; the process should exit). */
+  readonly done: Promise<"stopped" | "lost">;
+  readonly manageAddr: string;
+  readonly passes: number;
+}
+
+/** Runs until `stop` aborts (or leadership is lost). */
+export function runController(
+  o: RunOptions & { manageAddr: string; stop: AbortSignal },
+): RunningController {
+  let passes = 0;
+  let lastPassOk = false;
+  const manage = startManageServer(o.manageAddr, {
+    metrics: o.metrics,
+    logger: o.logger,
+    ready: () => lastPassOk || (o.elector !== undefined && !o.elector.leading),
+  });
+  const loop = async (signal: AbortSignal) => {
+    o.metrics.leader.set(1);
+    try {
+      while (!signal.aborted) {
+        await runPass(o, signal);
+        passes++;
+        lastPassOk = true;
+        if (o.kicker) {
+          // Kicks come in bursts (block writes under pod churn): at most one pass a second.
+          const gap = Math.min(MIN_PASS_GAP_MS, o.syncPeriodMs);
+          await sleep(gap, signal);
+          await o.kicker.wait(o.syncPeriodMs - gap, signal);
+        } else {
+          await sleep(o.syncPeriodMs, signal);
+        }
+      }
+    } finally {
+      o.metrics.leader.set(0);
+    }
+  };
+  const done = (async () => {
+    try {
+      if (!o.elector) {
+        await loop(o.stop);
+        return "stopped" as const;
+      }
+      return await o.elector.run(loop, o.stop);
+    } finally {
+      await manage.close();
+    }
+  })();
+  return {
+    done,
+    get manageAddr() {
+      return manage.addr;
+    },
+    get passes() {
+      return passes;
+    },
+  };
+}
+
+function startManageServer(
+  addr: string,
+  o: { metrics: ControllerMetrics; logger: Logger; ready: () => boolean },
+): { readonly addr: string; close(): Promise<void> } {
+  if (addr === "") return { addr: "", close: () => Promise.resolve() };
+  const listen = parseListenAddr(addr);
+  if (!listen) throw new ConfigError("--manageAddr", `"${addr}" must be "host:port" or ":port"`);
+  const ac = new AbortController();
+  let bound = "";
+  const server = Deno.serve({
+    hostname: listen.hostname,
+    port: listen.port,
+    signal: ac.signal,
+    onListen: (a) => {
+      bound = `${a.hostname}:${a.port}`;
+    },
+    onError: (err) => {
+      o.logger.error("management request failed", { error: errorMessage(err) });
+      return new Response("internal error\n", { status: 500 });
+    },
+  }, async (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+    if (path === "/metrics") {
+      return new Response(await o.metrics.registry.metrics(), {
+        headers: { "content-type": o.metrics.registry.contentType },
+      });
+    }
+    if (path === "/healthz") return new Response("ok\n");
+    if (path === "/readyz") {
+      return o.ready()
+        ? new Response("ready\n")
+        : new Response("not ready: first pass not done\n", { status: 503 });
+    }
+    return new Response("not found\n", { status: 404 });
+  });
+  return {
+    get addr() {
+      return bound;
+    },
+    async close() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
