@@ -23,6 +23,22 @@ export const REQUIRED_PERMISSIONS: readonly PermissionRule[] = [
   { apiGroup: "", resource: "nodes", verbs: ["get", "list", "patch"] },
   // createPodEvent (create, then patch `count` for repeats)
   { apiGroup: "", resource: "events", verbs: ["create", "patch"] },
+  // Shared mode (lib/daemon/shared*.ts, lib/ipam/kube_store.ts): block IPAM through IPAMBlock and
+  // IPAMHandle (CAS updates), IPPools and the VxNetPool read to decide the mode and the pools, and
+  // Calico's podIP(s) annotations written on pods (server.networkPolicy: calico).
+  {
+    apiGroup: "network.qingcloud.com",
+    resource: "ipamblocks",
+    verbs: ["get", "list", "watch", "create", "update", "delete"],
+  },
+  {
+    apiGroup: "network.qingcloud.com",
+    resource: "ipamhandles",
+    verbs: ["get", "list", "watch", "create", "update", "delete"],
+  },
+  { apiGroup: "network.qingcloud.com", resource: "ippools", verbs: ["get", "list", "watch"] },
+  { apiGroup: "network.qingcloud.com", resource: "vxnetpools", verbs: ["get", "list", "watch"] },
+  { apiGroup: "", resource: "pods", verbs: ["patch"] },
   // getConfigMap, watchConfigMap (hostnic-cfg-cm in the daemon's namespace, POD_NAMESPACE)
   {
     apiGroup: "",

@@ -19,39 +19,6 @@ import { waitFor } from "../helpers/wait.ts";
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
 
-/** What the daemon needs in shared mode (as tests/helpers/shared_bed.ts grants it). */
-const DAEMON_SHARED_RBAC = [
-  {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRole",
-    metadata: { name: "hostnic-node-shared" },
-    rules: [
-      {
-        apiGroups: ["network.qingcloud.com"],
-        resources: ["ipamblocks", "ipamhandles"],
-        verbs: ["get", "list", "watch", "create", "update", "delete"],
-      },
-      {
-        apiGroups: ["network.qingcloud.com"],
-        resources: ["ippools", "vxnetpools"],
-        verbs: ["get", "list", "watch"],
-      },
-      { apiGroups: [""], resources: ["pods"], verbs: ["patch"] },
-    ],
-  },
-  {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRoleBinding",
-    metadata: { name: "hostnic-node-shared" },
-    roleRef: {
-      apiGroup: "rbac.authorization.k8s.io",
-      kind: "ClusterRole",
-      name: "hostnic-node-shared",
-    },
-    subjects: [{ kind: "ServiceAccount", name: "hostnic-node", namespace: "kube-system" }],
-  },
-];
-
 Deno.test({
   name:
     "controller + daemon: v-pool prepared and a namespace auto-mapped, then a pod gets its address",
@@ -80,7 +47,6 @@ Deno.test({
         "crd/ipamblocks.network.qingcloud.com",
         "crd/ipamhandles.network.qingcloud.com",
       ]);
-      await cp.apply(JSON.stringify({ apiVersion: "v1", kind: "List", items: DAEMON_SHARED_RBAC }));
       const saKubeconfig = await cp.serviceAccountKubeconfig("kube-system", "hostnic-controller", {
         server: `https://127.0.0.1:${cp.hostPort}`,
       });

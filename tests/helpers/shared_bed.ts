@@ -32,38 +32,6 @@ export const BLOCKS = carveBlocks(POD_VXNET, POOL).map((cidr) => ({
   name: blockName(cidr),
 }));
 
-const SHARED_RBAC = [
-  {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRole",
-    metadata: { name: "hostnic-node-shared" },
-    rules: [
-      {
-        apiGroups: ["network.qingcloud.com"],
-        resources: ["ipamblocks", "ipamhandles"],
-        verbs: ["get", "list", "watch", "create", "update", "delete"],
-      },
-      {
-        apiGroups: ["network.qingcloud.com"],
-        resources: ["ippools", "vxnetpools"],
-        verbs: ["get", "list", "watch"],
-      },
-      { apiGroups: [""], resources: ["pods"], verbs: ["patch"] },
-    ],
-  },
-  {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRoleBinding",
-    metadata: { name: "hostnic-node-shared" },
-    roleRef: {
-      apiGroup: "rbac.authorization.k8s.io",
-      kind: "ClusterRole",
-      name: "hostnic-node-shared",
-    },
-    subjects: [{ kind: "ServiceAccount", name: "hostnic-node", namespace: "kube-system" }],
-  },
-];
-
 export interface SharedBedOptions {
   /** Namespace → how many blocks (taken in order from the pool's). */
   namespaces: Record<string, number>;
@@ -98,7 +66,6 @@ export async function startSharedBed(
     "crd/ippools.network.qingcloud.com",
     "crd/vxnetpools.network.qingcloud.com",
   ]);
-  await cp.apply(JSON.stringify({ apiVersion: "v1", kind: "List", items: SHARED_RBAC }));
   const blocksOf: Record<string, string[]> = {};
   let next = 0;
   for (const [ns, n] of Object.entries(o.namespaces)) {
