@@ -1,0 +1,292 @@
+/**
+ * hostnic on a real Kubernetes node, installed as users install it: containerd + kubelet +
+ * kube-proxy (lib/testbed/node.ts) in a simulated instance, registered to the real control plane
+ * (lib/testbed/kube.ts) in the master instance; images built here (lib/testbed/images.ts, hostnic's
+ * from the repository's Dockerfile); hostnic from `kubectl apply -f deploy/hostnic.yaml` + the
+ * Secret step of docs/install.md; pods from kubectl. Checked: the DaemonSet's init container
+ * installs plugin and conflist into the node's CNI directories, its probes go green, the node
+ * turns Ready; a Deployment's pods get pod-vxnet addresses, reach the gateway and a pod on another
+ * node, and are reached from the master (outside the cluster); annotations on kubectl-made pods;
+ * Services through kube-proxy. Afterwards nothing is left: no process, mount, namespace or file.
+ */
+import assert from "node:assert/strict";
+import { ANNOTATION_IP, ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
+import { Cluster, POD_GATEWAY, POD_VXNET } from "../../lib/testbed/cluster.ts";
+import { busyboxImage, hostnicImage, pauseImage } from "../../lib/testbed/images.ts";
+import { ControlPlane } from "../../lib/testbed/kube.ts";
+import { RealNode } from "../../lib/testbed/node.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const OTHER_VXNET = "vxnet-tbother";
+const inPodVxnet = (ip: string) => /^172\.30\.(8|9|10|11)\.\d+$/.test(ip);
+
+interface PodJson {
+  metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  spec: { nodeName?: string };
+  status: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
+}
+
+function mountPoints(): Set<string> {
+  return new Set(
+    Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter(Boolean).map((l) =>
+      l.split(" ")[4]
+    ),
+  );
+}
+
+function busyboxDeployment(
+  o: { name: string; replicas: number; node: string; annotations?: Record<string, string> },
+): string {
+  return JSON.stringify({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: o.name, namespace: "default" },
+    spec: {
+      replicas: o.replicas,
+      selector: { matchLabels: { app: o.name } },
+      template: {
+        metadata: { labels: { app: o.name }, annotations: o.annotations ?? {} },
+        spec: {
+          nodeSelector: { "kubernetes.io/hostname": o.node },
+          terminationGracePeriodSeconds: 1,
+          containers: [{
+            name: "main",
+            image: "localhost/busybox:1",
+            imagePullPolicy: "Never",
+            // Answers HTTP on 8080 with its pod name (the Service checks tell backends apart).
+            command: [
+              "sh",
+              "-c",
+              "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www",
+            ],
+            ports: [{ containerPort: 8080 }],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          }],
+        },
+      },
+    },
+  });
+}
+
+async function podsOf(cp: ControlPlane, app: string): Promise<PodJson[]> {
+  return (await cp.getJson<{ items: PodJson[] }>(["pods", "-n", "default", "-l", `app=${app}`]))
+    .items;
+}
+
+async function waitAvailable(
+  cp: ControlPlane,
+  name: string,
+  o: { node?: RealNode; timeoutS?: number } = {},
+): Promise<void> {
+  const r = await cp.kubectl([
+    "-n",
+    "default",
+    "rollout",
+    "status",
+    `deployment/${name}`,
+    `--timeout=${o.timeoutS ?? 120}s`,
+  ]);
+  if (r.code === 0) return;
+  const pods = await cp.kubectl(["-n", "default", "describe", "pods", "-l", `app=${name}`]);
+  const daemon = await cp.kubectl(["-n", "kube-system", "logs", "ds/hostnic-node", "--tail=40"]);
+  throw new Error(
+    [
+      `deployment ${name} not available: ${r.stderr.trim()}`,
+      pods.stdout,
+      `--- hostnic-node: ${daemon.stdout}${daemon.stderr}`,
+      ...(o.node
+        ? [
+          `--- kubelet: ${o.node.logTail("kubelet")}`,
+          `--- containerd: ${o.node.logTail("containerd")}`,
+        ]
+        : []),
+    ].join("\n"),
+  );
+}
+
+Deno.test({
+  name: "a real node: kubelet + containerd + kube-proxy, hostnic from its DaemonSet, kubectl pods",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const mountsBefore = mountPoints();
+    const log = (line: string) => console.log(`    ${line}`);
+    const t0 = performance.now();
+    const pause = await pauseImage();
+    const busybox = await busyboxImage();
+    const hostnic = await hostnicImage({ log });
+    for (const img of [pause, busybox, hostnic]) {
+      log(`image ${img.ref}: ${img.built ? `built in ${img.seconds.toFixed(1)} s` : "cached"}`);
+    }
+    let leftDir = "";
+    let leftNetns: string[] = [];
+    let nodeMntns = "";
+    {
+      await using c = await Cluster.start({
+        nodes: 2,
+        prefix: "rn",
+        master: true,
+        startDaemons: false,
+        configFile: false,
+        vxnets: [],
+        jobLatencyMs: 100,
+      });
+      leftDir = c.dir;
+      await using cp = await ControlPlane.start(c);
+      const t1 = performance.now();
+      await using n1 = await RealNode.start(cp, c.nodes[0], {
+        name: "node-1",
+        images: [{ archive: pause.archive }, { archive: busybox.archive }, {
+          archive: hostnic.archive,
+        }],
+      });
+      nodeMntns = n1.mntns;
+      log(`real node node-1 registered in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+      leftNetns = [c.nodes[0].netns];
+
+      await t.step(
+        "the kubelet registers the node; NotReady until a network is installed",
+        async () => {
+          const node = await cp.getJson<{
+            status: {
+              addresses: { type: string; address: string }[];
+              nodeInfo: Record<string, string>;
+            };
+          }>(["node", "node-1"]);
+          assert.ok(
+            node.status.addresses.some((a) => a.address === n1.ip),
+            JSON.stringify(node.status.addresses),
+          );
+          assert.match(node.status.nodeInfo.containerRuntimeVersion, /^containerd:\/\/1\.6/);
+          assert.equal(node.status.nodeInfo.kubeletVersion, "v1.34.4");
+        },
+      );
+
+      await t.step(
+        "hostnic installed as docs/install.md says; probes green; node Ready",
+        async () => {
+          // docs/install.md: "set pool.vxNets or plan to annotate the nodes" — we annotate.
+          await cp.kubectlOk([
+            "annotate",
+            "node",
+            "node-1",
+            `${ANNOTATION_VXNET}=${POD_VXNET}`,
+          ]);
+          const diffs = await cp.installHostnic({ credentials: n1.credentials });
+          diffs.push(
+            `image hostnic:0.1.0 = ${hostnic.archive} (Dockerfile target source), imported with ctr`,
+          );
+          for (const d of diffs) log(`differs from docs/install.md: ${d}`);
+          const t2 = performance.now();
+          await cp.kubectlOk([
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "daemonset/hostnic-node",
+            "--timeout=240s",
+          ]).catch(async (err) => {
+            const pods = await cp.kubectl([
+              "-n",
+              "kube-system",
+              "describe",
+              "pods",
+              "-l",
+              "app=hostnic-node",
+            ]);
+            throw new Error(`${err.message}\n${pods.stdout}\nkubelet: ${n1.logTail("kubelet")}`);
+          });
+          log(`DaemonSet rolled out in ${((performance.now() - t2) / 1000).toFixed(1)} s`);
+          const conflist = await Deno.readTextFile(
+            `${n1.hostDir("/etc/cni/net.d")}/10-hostnic.conflist`,
+          );
+          assert.match(conflist, /"type": ?"hostnic"/);
+          await Deno.stat(`${n1.hostDir("/opt/cni/bin")}/hostnic`);
+          await waitFor("node-1 Ready", async () => {
+            const n = await cp.getJson<
+              { status: { conditions: { type: string; status: string }[] } }
+            >([
+              "node",
+              "node-1",
+            ]);
+            return n.status.conditions.some((c) => c.type === "Ready" && c.status === "True");
+          }, { timeoutMs: 60_000, intervalMs: 500 });
+        },
+      );
+
+      await t.step(
+        "a Deployment's pods get pod-vxnet IPs, reach the gateway, are reached from outside",
+        async () => {
+          await cp.apply(busyboxDeployment({ name: "web", replicas: 3, node: "node-1" }));
+          await waitAvailable(cp, "web", { node: n1 });
+          log((await cp.kubectlOk(["get", "pods", "-o", "wide"])).trimEnd());
+          const pods = await podsOf(cp, "web");
+          assert.equal(pods.length, 3);
+          for (const p of pods) {
+            assert.ok(inPodVxnet(p.status.podIP ?? ""), `${p.metadata.name}: ${p.status.podIP}`);
+            const ping = await cp.kubectl([
+              "exec",
+              p.metadata.name,
+              "--",
+              "ping",
+              "-c",
+              "2",
+              "-W",
+              "2",
+              POD_GATEWAY,
+            ]);
+            assert.equal(
+              ping.code,
+              0,
+              `${p.metadata.name} → gateway: ${ping.stdout}${ping.stderr}`,
+            );
+            assert.ok(await c.ping(c.master!.netns, p.status.podIP!), `master → ${p.status.podIP}`);
+          }
+        },
+      );
+
+      await t.step("annotations on kubectl-made pods: vxnet, fixed IP", async () => {
+        const fixed = "172.30.16.77";
+        await cp.apply(busyboxDeployment({
+          name: "pinned",
+          replicas: 1,
+          node: "node-1",
+          annotations: { [ANNOTATION_VXNET]: OTHER_VXNET, [ANNOTATION_IP]: fixed },
+        }));
+        await waitAvailable(cp, "pinned", { node: n1 });
+        const [p] = await podsOf(cp, "pinned");
+        assert.equal(p.status.podIP, fixed);
+        assert.ok(await c.ping(c.master!.netns, fixed), `master → ${fixed}`);
+      });
+
+      await t.step("clean-up: Deployments deleted through the API", async () => {
+        await cp.kubectlOk(["delete", "deployment", "web", "pinned", "--wait=true"]);
+        await waitFor("pods gone", async () => (await podsOf(cp, "web")).length === 0, {
+          timeoutMs: 60_000,
+          intervalMs: 500,
+        });
+      });
+      log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    }
+    // Everything is gone: mounts, node processes, namespaces, files.
+    // (Other tests may run at the same time: only what this test could have made counts.)
+    const mountsAfter = [...mountPoints()].filter((m) =>
+      !mountsBefore.has(m) && (m.startsWith(leftDir) || m.startsWith("/run/netns/rn-"))
+    );
+    assert.deepEqual(mountsAfter, [], "mounts left behind");
+    const netns = new Set<string>();
+    for await (const e of Deno.readDir("/run/netns")) netns.add(e.name);
+    for (const n of leftNetns) assert.ok(!netns.has(n), `namespace ${n} left`);
+    await assert.rejects(Deno.stat(leftDir), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(nodeMntns), Deno.errors.NotFound);
+    for (
+      const p of ["/var/lib/kubelet", "/var/lib/hostnic", "/etc/qingcloud", "/opt/cni/bin/hostnic"]
+    ) {
+      await assert.rejects(
+        Deno.stat(p),
+        Deno.errors.NotFound,
+        `${p} must not exist on the machine`,
+      );
+    }
+  },
+});
