@@ -1,4 +1,5 @@
-# hostnic image: hostnic plus the tools its daemon runs on the node (ip, iptables, nsenter).
+# hostnic image: hostnic plus the tools its daemon runs on the node (ip, iptables, sysctl,
+# nsenter).
 # The DaemonSet (deploy/hostnic.yaml) runs `hostnic install` as its init container and
 # `hostnic daemon start` as its main container; the program picks the mode from its arguments.
 #
@@ -12,16 +13,18 @@
 #       deno install --frozen && mkdir -p dist && cp "$(command -v deno)" dist/deno
 #       docker build --target source -t hostnic:0.1.0 .
 #
-# BASE: any Debian bookworm image. When it already has iproute2, iptables and nsenter (the test
-# bed's base, made with `debootstrap --variant=minbase --include=iproute2,iptables,...`) the apt
-# step does nothing, so the build needs no network.
+# BASE: any Debian bookworm image. When it already has iproute2, iptables, procps and util-linux
+# (the test bed's base, made with `debootstrap --variant=minbase --include=iproute2,iptables,
+# procps,ca-certificates`) the apt step does nothing, so the build needs no network.
+# (procps: the daemon sets sysctls with `sysctl`, which bookworm-slim does not have.)
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS base
-RUN if command -v ip >/dev/null && command -v iptables >/dev/null && command -v nsenter >/dev/null; \
-    then echo "base has iproute2, iptables and nsenter: apt-get skipped"; \
+RUN if command -v ip && command -v iptables && command -v sysctl && command -v nsenter; \
+    then echo "base has iproute2, iptables, procps and util-linux: apt-get skipped"; \
     else apt-get update \
-      && apt-get install -y --no-install-recommends iproute2 iptables util-linux ca-certificates \
+      && apt-get install -y --no-install-recommends iproute2 iptables procps util-linux \
+        ca-certificates \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 

@@ -216,7 +216,7 @@ export async function busyboxImage(): Promise<BuiltImage> {
 }
 
 /** Packages the base must have so the Dockerfile's apt step is skipped (no network in builds). */
-const BASE_INCLUDE = ["iproute2", "iptables", "ca-certificates"];
+const BASE_INCLUDE = ["iproute2", "iptables", "procps", "ca-certificates"];
 const DEBIAN_MIRROR = "http://deb.debian.org/debian";
 
 /** A Debian bookworm minbase root, as a tar for `podman import` (debootstrap, once per machine). */
@@ -374,7 +374,18 @@ export async function hostnicImage(
       }
     }
   });
+  if (img.built) await pruneCache("hostnic-", img.archive);
   return { ...img, base };
+}
+
+/** Removes older cache entries named `<prefix>…` (one image per kind is kept per machine). */
+async function pruneCache(prefix: string, keep: string): Promise<void> {
+  for await (const e of Deno.readDir(imageCacheDir())) {
+    const path = `${imageCacheDir()}/${e.name}`;
+    if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".tar") && path !== keep) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
 }
 
 /** Unmounts whatever podman left mounted under `dir` (deepest first). */

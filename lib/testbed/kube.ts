@@ -166,6 +166,8 @@ export class ControlPlane implements AsyncDisposable {
       `--client-ca-file=${pki.ca.cert}`,
       `--kubelet-client-certificate=${kubeletClient.cert}`,
       `--kubelet-client-key=${kubeletClient.key}`,
+      // Real nodes (node.ts) are reached at their VPC address; their names resolve nowhere.
+      "--kubelet-preferred-address-types=InternalIP",
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${sa.pub}`,
       `--service-account-signing-key-file=${sa.key}`,

@@ -478,6 +478,11 @@ export class RealNode implements AsyncDisposable {
     this.#closed = true;
     await this.stop("kube-proxy").catch(() => {});
     await this.stop("kubelet").catch(() => {});
+    // runc's cgroups (cgroupfs driver, parent "k8s.io" = containerd's namespace) of our containers.
+    const containers = this.#procs.has("containerd")
+      ? (await this.ctr(["containers", "ls", "-q"]).catch(() => ({ stdout: "" }))).stdout
+        .split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l))
+      : [];
     // The pods: containers and their shims, then containerd.
     const deadline = Date.now() + 20_000;
     for (;;) {
@@ -495,6 +500,7 @@ export class RealNode implements AsyncDisposable {
     }
     for (const name of [...this.#procs.keys()]) await this.stop(name).catch(() => {});
     await this.#forward?.close().catch(() => {});
+    await removeCgroups(containers);
     if (this.#mounted) {
       await runner.run(["umount", this.mntns]).catch(() => {});
       await runner.run(["umount", `${this.dir}/ns`]).catch(() => {});
@@ -504,6 +510,18 @@ export class RealNode implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/** Removes the v1 cgroups runc made for `ids` under every controller's `k8s.io`, then `k8s.io`. */
+async function removeCgroups(ids: string[]): Promise<void> {
+  const root = "/sys/fs/cgroup";
+  const ctrls: string[] = [];
+  for await (const e of Deno.readDir(root)) if (e.isDirectory) ctrls.push(`${root}/${e.name}`);
+  for (const c of ctrls) {
+    for (const id of ids) await Deno.remove(`${c}/k8s.io/${id}`).catch(() => {});
+    // Left when another node's containers still use it.
+    await Deno.remove(`${c}/k8s.io`).catch(() => {});
   }
 }
 

@@ -110,6 +110,19 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const mountsBefore = mountPoints();
+    const machinePaths = [
+      "/var/lib/kubelet",
+      "/var/lib/hostnic",
+      "/etc/qingcloud",
+      "/opt/cni/bin",
+      "/var/lib/cni",
+      "/run/hostnic",
+      "/var/lib/containerd",
+      "/run/containerd",
+    ];
+    const absentBefore: string[] = [];
+    for (const p of machinePaths) if (!(await Deno.stat(p).catch(() => null))) absentBefore.push(p);
+    const cgroupsBefore = await Deno.stat("/sys/fs/cgroup/memory/k8s.io").catch(() => null);
     const log = (line: string) => console.log(`    ${line}`);
     const t0 = performance.now();
     const pause = await pauseImage();
@@ -121,6 +134,7 @@ Deno.test({
     let leftDir = "";
     let leftNetns: string[] = [];
     let nodeMntns = "";
+    let nodeMntIno = 0;
     {
       await using c = await Cluster.start({
         nodes: 2,
@@ -141,6 +155,7 @@ Deno.test({
         }],
       });
       nodeMntns = n1.mntns;
+      nodeMntIno = (await Deno.stat(n1.mntns)).ino ?? 0;
       log(`real node node-1 registered in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
       leftNetns = [c.nodes[0].netns];
 
@@ -278,15 +293,19 @@ Deno.test({
     for await (const e of Deno.readDir("/run/netns")) netns.add(e.name);
     for (const n of leftNetns) assert.ok(!netns.has(n), `namespace ${n} left`);
     await assert.rejects(Deno.stat(leftDir), Deno.errors.NotFound);
+    const inNodeNs: number[] = [];
+    for await (const e of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      const link = await Deno.readLink(`/proc/${e.name}/ns/mnt`).catch(() => "");
+      if (link === `mnt:[${nodeMntIno}]`) inNodeNs.push(Number(e.name));
+    }
+    assert.deepEqual(inNodeNs, [], "processes left in the node's mount namespace");
     await assert.rejects(Deno.stat(nodeMntns), Deno.errors.NotFound);
-    for (
-      const p of ["/var/lib/kubelet", "/var/lib/hostnic", "/etc/qingcloud", "/opt/cni/bin/hostnic"]
-    ) {
-      await assert.rejects(
-        Deno.stat(p),
-        Deno.errors.NotFound,
-        `${p} must not exist on the machine`,
-      );
+    for (const p of absentBefore) {
+      await assert.rejects(Deno.stat(p), Deno.errors.NotFound, `${p} was made on the machine`);
+    }
+    if (!cgroupsBefore) {
+      await assert.rejects(Deno.stat("/sys/fs/cgroup/memory/k8s.io"), Deno.errors.NotFound);
     }
   },
 });
