@@ -35,7 +35,13 @@ function mountPoints(): Set<string> {
 }
 
 function busyboxDeployment(
-  o: { name: string; replicas: number; node: string; annotations?: Record<string, string> },
+  o: {
+    name: string;
+    replicas: number;
+    node: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+  },
 ): string {
   return JSON.stringify({
     apiVersion: "apps/v1",
@@ -45,7 +51,7 @@ function busyboxDeployment(
       replicas: o.replicas,
       selector: { matchLabels: { app: o.name } },
       template: {
-        metadata: { labels: { app: o.name }, annotations: o.annotations ?? {} },
+        metadata: { labels: { app: o.name, ...o.labels }, annotations: o.annotations ?? {} },
         spec: {
           nodeSelector: { "kubernetes.io/hostname": o.node },
           terminationGracePeriodSeconds: 1,
@@ -260,6 +266,149 @@ Deno.test({
         },
       );
 
+      // A second real kubelet on the second instance: the DaemonSet follows it there.
+      const t3 = performance.now();
+      await using n2 = await RealNode.start(cp, c.nodes[1], {
+        name: "node-2",
+        images: [{ archive: pause.archive }, { archive: busybox.archive }, {
+          archive: hostnic.archive,
+        }],
+      });
+      leftNetns.push(c.nodes[1].netns);
+      await cp.kubectlOk(["annotate", "node", "node-2", `${ANNOTATION_VXNET}=${POD_VXNET}`]);
+
+      await t.step("a second real node: hostnic's DaemonSet runs there too", async () => {
+        await waitFor("node-2 Ready", async () => {
+          const n = await cp.getJson<
+            { status: { conditions: { type: string; status: string }[] } }
+          >(
+            ["node", "node-2"],
+          );
+          return n.status.conditions.some((c) => c.type === "Ready" && c.status === "True");
+        }, { timeoutMs: 120_000, intervalMs: 500 });
+        await cp.kubectlOk([
+          "-n",
+          "kube-system",
+          "rollout",
+          "status",
+          "daemonset/hostnic-node",
+          "--timeout=180s",
+        ]);
+        log(
+          `second real node Ready with hostnic in ${
+            ((performance.now() - t3) / 1000).toFixed(1)
+          } s`,
+        );
+      });
+
+      await t.step("a pod on node-1 reaches a pod on node-2 (pod IPs are VPC IPs)", async () => {
+        await cp.apply(busyboxDeployment({ name: "far", replicas: 1, node: "node-2" }));
+        await waitAvailable(cp, "far", { node: n2 });
+        const [far] = await podsOf(cp, "far");
+        assert.ok(inPodVxnet(far.status.podIP ?? ""), far.status.podIP);
+        const [near] = await podsOf(cp, "web");
+        const ping = await cp.kubectl([
+          "exec",
+          near.metadata.name,
+          "--",
+          "ping",
+          "-c",
+          "2",
+          "-W",
+          "2",
+          far.status.podIP!,
+        ]);
+        assert.equal(
+          ping.code,
+          0,
+          `${near.status.podIP} → ${far.status.podIP}: ${ping.stdout}${ping.stderr}`,
+        );
+      });
+
+      await t.step(
+        "Services through kube-proxy: ClusterIP from a pod, NodePort from the master",
+        async () => {
+          await cp.apply(
+            busyboxDeployment({
+              name: "svc-a",
+              replicas: 1,
+              node: "node-1",
+              labels: { tier: "svc" },
+            }),
+          );
+          await cp.apply(
+            busyboxDeployment({
+              name: "svc-b",
+              replicas: 1,
+              node: "node-2",
+              labels: { tier: "svc" },
+            }),
+          );
+          await waitAvailable(cp, "svc-a", { node: n1 });
+          await waitAvailable(cp, "svc-b", { node: n2 });
+          const backends = new Set([
+            ...(await podsOf(cp, "svc-a")).map((p) => p.metadata.name),
+            ...(await podsOf(cp, "svc-b")).map((p) => p.metadata.name),
+          ]);
+          await cp.apply(JSON.stringify({
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name: "svc", namespace: "default" },
+            spec: {
+              type: "NodePort",
+              selector: { tier: "svc" },
+              ports: [{ port: 80, targetPort: 8080 }],
+            },
+          }));
+          const svc = await cp.getJson<
+            { spec: { clusterIP: string; ports: { nodePort: number }[] } }
+          >(
+            ["service", "svc"],
+          );
+          const [client] = await podsOf(cp, "web");
+          const seen = new Set<string>();
+          await waitFor("both backends through the ClusterIP", async () => {
+            const r = await cp.kubectl([
+              "exec",
+              client.metadata.name,
+              "--",
+              "sh",
+              "-c",
+              `for i in 1 2 3 4 5 6 7 8; do wget -qO- -T 2 http://${svc.spec.clusterIP}/; done`,
+            ]);
+            for (const line of r.stdout.split("\n")) {
+              if (backends.has(line.trim())) seen.add(line.trim());
+            }
+            return seen.size === 2;
+          }, { timeoutMs: 60_000, intervalMs: 500 });
+          const port = svc.spec.ports[0].nodePort;
+          const fromMaster = new Set<string>();
+          await waitFor(`NodePort ${n1.ip}:${port} from the master`, async () => {
+            const r = await new Deno.Command("nsenter", {
+              args: [
+                `--net=/run/netns/${c.master!.netns}`,
+                "busybox",
+                "wget",
+                "-qO-",
+                "-T",
+                "2",
+                `http://${n1.ip}:${port}/`,
+              ],
+              stdout: "piped",
+              stderr: "null",
+            }).output();
+            const name = new TextDecoder().decode(r.stdout).trim();
+            if (backends.has(name)) fromMaster.add(name);
+            return fromMaster.size === 2;
+          }, { timeoutMs: 60_000, intervalMs: 200 });
+          log(
+            `ClusterIP ${svc.spec.clusterIP} answered by ${
+              [...seen].join(", ")
+            }; NodePort ${port} by ${[...fromMaster].join(", ")}`,
+          );
+        },
+      );
+
       await t.step("annotations on kubectl-made pods: vxnet, fixed IP", async () => {
         const fixed = "172.30.16.77";
         await cp.apply(busyboxDeployment({
@@ -275,7 +424,18 @@ Deno.test({
       });
 
       await t.step("clean-up: Deployments deleted through the API", async () => {
-        await cp.kubectlOk(["delete", "deployment", "web", "pinned", "--wait=true"]);
+        await cp.kubectlOk(["delete", "service", "svc", "--ignore-not-found"]);
+        await cp.kubectlOk([
+          "delete",
+          "deployment",
+          "web",
+          "pinned",
+          "far",
+          "svc-a",
+          "svc-b",
+          "--ignore-not-found",
+          "--wait=true",
+        ]);
         await waitFor("pods gone", async () => (await podsOf(cp, "web")).length === 0, {
           timeoutMs: 60_000,
           intervalMs: 500,
