@@ -26,6 +26,14 @@ interface PodJson {
   status: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
 }
 
+/**
+ * A shell command printing the body's last line of `GET /` (busybox nc: Debian's static busybox
+ * `wget` crashes in its name-service lookup, even for an address).
+ */
+function httpGet(ip: string, port: number): string {
+  return `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${ip} ${port} | tail -1`;
+}
+
 function mountPoints(): Set<string> {
   return new Set(
     Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter(Boolean).map((l) =>
@@ -367,6 +375,7 @@ Deno.test({
           );
           const [client] = await podsOf(cp, "web");
           const seen = new Set<string>();
+          let last = "";
           await waitFor("both backends through the ClusterIP", async () => {
             const r = await cp.kubectl([
               "exec",
@@ -374,26 +383,24 @@ Deno.test({
               "--",
               "sh",
               "-c",
-              `for i in 1 2 3 4 5 6 7 8; do wget -qO- -T 2 http://${svc.spec.clusterIP}/; done`,
+              `for i in 1 2 3 4 5 6 7 8; do ${httpGet(svc.spec.clusterIP, 80)}; echo; done`,
             ]);
             for (const line of r.stdout.split("\n")) {
               if (backends.has(line.trim())) seen.add(line.trim());
             }
+            last = `${r.stdout}${r.stderr}`;
             return seen.size === 2;
-          }, { timeoutMs: 60_000, intervalMs: 500 });
+          }, { timeoutMs: 60_000, intervalMs: 500 }).catch((err) => {
+            throw new Error(
+              `${err.message}: answered by [${[...seen]}] of [${[...backends]}], client ` +
+                `${client.status.podIP}; last attempt: ${last}`,
+            );
+          });
           const port = svc.spec.ports[0].nodePort;
           const fromMaster = new Set<string>();
           await waitFor(`NodePort ${n1.ip}:${port} from the master`, async () => {
             const r = await new Deno.Command("nsenter", {
-              args: [
-                `--net=/run/netns/${c.master!.netns}`,
-                "busybox",
-                "wget",
-                "-qO-",
-                "-T",
-                "2",
-                `http://${n1.ip}:${port}/`,
-              ],
+              args: [`--net=/run/netns/${c.master!.netns}`, "sh", "-c", httpGet(n1.ip, port)],
               stdout: "piped",
               stderr: "null",
             }).output();
