@@ -10,18 +10,25 @@
  * Services through kube-proxy. Afterwards nothing is left: no process, mount, namespace or file.
  */
 import assert from "node:assert/strict";
-import { ANNOTATION_IP, ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
+import { ANNOTATION_IP, ANNOTATION_TYPE, ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
 import { Cluster, POD_GATEWAY, POD_VXNET } from "../../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../../lib/testbed/images.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
+import { CommandRunner } from "../../lib/linux/exec.ts";
 import { RealNode } from "../../lib/testbed/node.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const OTHER_VXNET = "vxnet-tbother";
+const runner = new CommandRunner();
 const inPodVxnet = (ip: string) => /^172\.30\.(8|9|10|11)\.\d+$/.test(ip);
 
 interface PodJson {
-  metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    deletionTimestamp?: string;
+  };
   spec: { nodeName?: string };
   status: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
 }
@@ -32,6 +39,76 @@ interface PodJson {
  */
 function httpGet(ip: string, port: number): string {
   return `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${ip} ${port} | tail -1`;
+}
+
+const REPO = new URL("../../", import.meta.url).pathname;
+
+/** The cloud NIC a nic-mode pod uses on its node: `hostnic_<table>` of its `from <ip>` rule. */
+async function podNic(node: RealNode, podIp: string): Promise<string> {
+  const rules = JSON.parse(
+    (await runner.run(["ip", "-n", node.instance.netns, "-j", "rule"])).stdout,
+  ) as { src?: string; iif?: string; table?: string }[];
+  const r = rules.find((x) => x.src === podIp && x.iif?.startsWith("vnic") && x.table !== "main");
+  if (!r?.table) throw new Error(`no NIC rule for ${podIp} on ${node.name}`);
+  return `hostnic_${r.table}`;
+}
+
+async function linkStats(
+  node: RealNode,
+  dev: string,
+): Promise<{ mac: string; rx: number; tx: number }> {
+  const [l] = JSON.parse(
+    (await runner.run(["ip", "-n", node.instance.netns, "-j", "-s", "link", "show", "dev", dev]))
+      .stdout,
+  ) as { address: string; stats64: { rx: { packets: number }; tx: { packets: number } } }[];
+  return { mac: l.address, rx: l.stats64.rx.packets, tx: l.stats64.tx.packets };
+}
+
+/** A ping (every 0.2 s) from `netns` that runs until `stop()`, which returns its counts. */
+function startPing(netns: string, ip: string): { stop(): Promise<{ sent: number; got: number }> } {
+  const child = new Deno.Command("nsenter", {
+    args: [`--net=/run/netns/${netns}`, "ping", "-i", "0.2", "-W", "1", ip],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  return {
+    async stop() {
+      child.kill("SIGINT");
+      const out = new TextDecoder().decode((await child.output()).stdout);
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      if (!m) throw new Error(`ping printed no summary: ${out.slice(-300)}`);
+      return { sent: Number(m[1]), got: Number(m[2]) };
+    },
+  };
+}
+
+/** Polls a Service through `client` until every backend in `backends` answered. */
+async function reachAll(
+  cp: ControlPlane,
+  client: string,
+  ip: string,
+  backends: Set<string>,
+): Promise<Set<string>> {
+  const seen = new Set<string>();
+  let last = "";
+  await waitFor(`all backends through ${ip}`, async () => {
+    const r = await cp.kubectl([
+      "exec",
+      client,
+      "--",
+      "sh",
+      "-c",
+      `for i in 1 2 3 4 5 6 7 8; do ${httpGet(ip, 80)}; echo; done`,
+    ]);
+    for (const line of r.stdout.split("\n")) {
+      if (backends.has(line.trim())) seen.add(line.trim());
+    }
+    last = `${r.stdout}${r.stderr}`;
+    return seen.size === backends.size;
+  }, { timeoutMs: 60_000, intervalMs: 500 }).catch((err) => {
+    throw new Error(`${err.message}: answered by [${[...seen]}] of [${[...backends]}]; ${last}`);
+  });
+  return seen;
 }
 
 function mountPoints(): Set<string> {
@@ -416,7 +493,117 @@ Deno.test({
         },
       );
 
-      await t.step("annotations on kubectl-made pods: vxnet, fixed IP", async () => {
+      await t.step(
+        "day 2: hairpin on in hostnic-cfg-cm + rollout restart; a pod keeps answering",
+        async () => {
+          const [watched] = await podsOf(cp, "web");
+          const cm = await cp.getJson<{ data: Record<string, string> }>([
+            "-n",
+            "kube-system",
+            "configmap",
+            "hostnic-cfg-cm",
+          ]);
+          const cni = JSON.parse(cm.data["hostnic-cni"]);
+          cni.plugins[0].hairpin = true;
+          const ping = startPing(c.master!.netns, watched.status.podIP!);
+          await cp.kubectlOk([
+            "-n",
+            "kube-system",
+            "patch",
+            "configmap",
+            "hostnic-cfg-cm",
+            "--type=merge",
+            "-p",
+            JSON.stringify({ data: { "hostnic-cni": JSON.stringify(cni, null, 2) } }),
+          ]);
+          const t4 = performance.now();
+          await cp.kubectlOk(["-n", "kube-system", "rollout", "restart", "daemonset/hostnic-node"]);
+          await cp.kubectlOk([
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "daemonset/hostnic-node",
+            "--timeout=240s",
+          ]);
+          const { sent, got } = await ping.stop();
+          log(
+            `rollout restart took ${((performance.now() - t4) / 1000).toFixed(1)} s; pings to ` +
+              `${watched.status.podIP} from the master meanwhile: ${sent} sent, ${sent - got} lost`,
+          );
+          assert.ok(sent >= 10, `only ${sent} pings sent`);
+          assert.ok(got >= sent * 0.9, `${sent - got} of ${sent} pings lost during the restart`);
+          for (const n of [n1, n2]) {
+            const conf = JSON.parse(
+              await Deno.readTextFile(`${n.hostDir("/etc/cni/net.d")}/10-hostnic.conflist`),
+            );
+            assert.equal(conf.plugins[0].hairpin, true, `${n.name}: the new value is installed`);
+          }
+        },
+      );
+
+      await t.step(
+        "hairpin: same-node pod traffic leaves through the pod's NIC and comes back",
+        async () => {
+          // Pods made after the change get the hairpin datapath.
+          await cp.kubectlOk(["rollout", "restart", "deployment/web", "deployment/svc-a"]);
+          await waitAvailable(cp, "web", { node: n1 });
+          await waitAvailable(cp, "svc-a", { node: n1 });
+          const web = (await podsOf(cp, "web")).filter((p) => !p.metadata.deletionTimestamp);
+          const [backend] = (await podsOf(cp, "svc-a")).filter((p) =>
+            !p.metadata.deletionTimestamp
+          );
+          const client = web[0];
+          const nic = await podNic(n1, client.status.podIP!);
+          const before = await linkStats(n1, nic);
+          const ping = await cp.kubectl([
+            "exec",
+            client.metadata.name,
+            "--",
+            "ping",
+            "-c",
+            "20",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            backend.status.podIP!,
+          ]);
+          assert.equal(ping.code, 0, `${ping.stdout}${ping.stderr}`);
+          const after = await linkStats(n1, nic);
+          log(
+            `hairpin: ${client.status.podIP} → ${backend.status.podIP} (same node), 20 pings: ` +
+              `${nic} tx +${after.tx - before.tx}, rx +${after.rx - before.rx} packets`,
+          );
+          assert.ok(after.tx - before.tx >= 20, "the requests left through the client's NIC");
+          assert.ok(after.rx - before.rx >= 20, "the replies came back through the client's NIC");
+          const svc = await cp.getJson<{ spec: { clusterIP: string } }>(["service", "svc"]);
+          const backends = new Set([
+            backend.metadata.name,
+            ...(await podsOf(cp, "svc-b")).map((p) => p.metadata.name),
+          ]);
+          await reachAll(cp, client.metadata.name, svc.spec.clusterIP, backends);
+        },
+      );
+
+      await t.step("kubectl delete pod returns its NIC to the pool", async () => {
+        const [victim] = (await podsOf(cp, "web")).filter((p) => !p.metadata.deletionTimestamp);
+        const ip = victim.status.podIP!;
+        const nic = await podNic(n1, ip);
+        const { mac } = await linkStats(n1, nic);
+        await cp.kubectlOk(["delete", "pod", victim.metadata.name, "--wait=true"]);
+        await waitFor(`the NIC ${mac} of ${ip} back in the pool`, async () => {
+          const links = JSON.parse(
+            (await runner.run(["ip", "-n", n1.instance.netns, "-j", "link"])).stdout,
+          ) as { ifname: string; address: string }[];
+          const rules = (await runner.run(["ip", "-n", n1.instance.netns, "rule"])).stdout;
+          const link = links.find((l) => l.address === mac);
+          return link !== undefined && !link.ifname.startsWith("hostnic_") &&
+            !rules.includes(`${ip} `);
+        }, { timeoutMs: 30_000, intervalMs: 250 });
+      });
+
+      await t.step("annotations on kubectl-made pods: vxnet + fixed IP, passthrough", async () => {
         const fixed = "172.30.16.77";
         await cp.apply(busyboxDeployment({
           name: "pinned",
@@ -424,10 +611,29 @@ Deno.test({
           node: "node-1",
           annotations: { [ANNOTATION_VXNET]: OTHER_VXNET, [ANNOTATION_IP]: fixed },
         }));
+        await cp.apply(busyboxDeployment({
+          name: "passthru",
+          replicas: 1,
+          node: "node-1",
+          annotations: { [ANNOTATION_TYPE]: "passthrough" },
+        }));
         await waitAvailable(cp, "pinned", { node: n1 });
+        await waitAvailable(cp, "passthru", { node: n1 });
         const [p] = await podsOf(cp, "pinned");
         assert.equal(p.status.podIP, fixed);
         assert.ok(await c.ping(c.master!.netns, fixed), `master → ${fixed}`);
+        // passthrough: the NIC itself is the pod's eth0 (its MAC is a cloud NIC's, 52:54:…).
+        const [pt] = await podsOf(cp, "passthru");
+        assert.ok(inPodVxnet(pt.status.podIP ?? ""), pt.status.podIP);
+        const link = await cp.kubectlOk([
+          "exec",
+          pt.metadata.name,
+          "--",
+          "cat",
+          "/sys/class/net/eth0/address",
+        ]);
+        assert.match(link.trim(), /^52:54:/);
+        assert.ok(await c.ping(c.master!.netns, pt.status.podIP!), `master → ${pt.status.podIP}`);
       });
 
       await t.step("clean-up: Deployments deleted through the API", async () => {
@@ -437,6 +643,7 @@ Deno.test({
           "deployment",
           "web",
           "pinned",
+          "passthru",
           "far",
           "svc-a",
           "svc-b",
@@ -448,6 +655,38 @@ Deno.test({
           intervalMs: 500,
         });
       });
+      await t.step(
+        "uninstall as docs/install.md says: kubectl delete -f, then hostnic uninstall",
+        async () => {
+          await cp.kubectlOk(["delete", "-f", `${REPO}deploy/hostnic.yaml`, "--wait=true"]);
+          await waitFor("the DaemonSet's pods gone", async () => {
+            const r = await cp.getJson<{ items: unknown[] }>([
+              "pods",
+              "-n",
+              "kube-system",
+              "-l",
+              "app=hostnic-node",
+            ]);
+            return r.items.length === 0;
+          }, { timeoutMs: 60_000, intervalMs: 500 });
+          for (const n of [n1, n2]) {
+            // kubectl delete leaves no pod rules or HOSTNIC chains; the files stay (Uninstall step 3).
+            const rules = (await runner.run(["ip", "-n", n.instance.netns, "rule"])).stdout;
+            assert.doesNotMatch(rules, /^15(35|36):/m, `${n.name}: pod rules left`);
+            const ipt = await n.exec(["iptables-save"]);
+            assert.doesNotMatch(ipt.stdout, /HOSTNIC/, `${n.name}: HOSTNIC chains left`);
+            const conf = `${n.hostDir("/etc/cni/net.d")}/10-hostnic.conflist`;
+            await Deno.stat(conf);
+            const r = await n.exec(["/opt/cni/bin/hostnic", "uninstall"]);
+            assert.equal(r.code, 0, `${n.name}: hostnic uninstall: ${r.stdout}${r.stderr}`);
+            await assert.rejects(Deno.stat(conf), Deno.errors.NotFound);
+            await assert.rejects(
+              Deno.stat(`${n.hostDir("/opt/cni/bin")}/hostnic`),
+              Deno.errors.NotFound,
+            );
+          }
+        },
+      );
       log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     }
     // Everything is gone: mounts, node processes, namespaces, files.
