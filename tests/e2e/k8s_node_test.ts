@@ -493,6 +493,30 @@ Deno.test({
         },
       );
 
+      await t.step("without hairpin, same-node pod traffic stays on the node", async () => {
+        const [client] = await podsOf(cp, "web");
+        const [backend] = await podsOf(cp, "svc-a");
+        const nic = await podNic(n1, client.status.podIP!);
+        const before = await linkStats(n1, nic);
+        const ping = await cp.kubectl([
+          "exec",
+          client.metadata.name,
+          "--",
+          "ping",
+          "-c",
+          "20",
+          "-i",
+          "0.2",
+          "-W",
+          "2",
+          backend.status.podIP!,
+        ]);
+        assert.equal(ping.code, 0, `${ping.stdout}${ping.stderr}`);
+        const after = await linkStats(n1, nic);
+        log(`no hairpin: 20 pings to a same-node pod: ${nic} tx +${after.tx - before.tx}`);
+        assert.ok(after.tx - before.tx < 20, "the requests did not leave through the NIC");
+      });
+
       await t.step(
         "day 2: hairpin on in hostnic-cfg-cm + rollout restart; a pod keeps answering",
         async () => {
