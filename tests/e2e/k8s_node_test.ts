@@ -390,7 +390,7 @@ Deno.test({
         await cp.apply(busyboxDeployment({ name: "far", replicas: 1, node: "node-2" }));
         await waitAvailable(cp, "far", { node: n2 });
         const [far] = await podsOf(cp, "far");
-        assert.ok(inPodVxnet(far.status.podIP ?? ""), far.status.podIP);
+        assert.ok(inPodVxnet(far.status.podIP ?? ""), `far: ${far.status.podIP}`);
         const [near] = await podsOf(cp, "web");
         const ping = await cp.kubectl([
           "exec",
@@ -648,7 +648,7 @@ Deno.test({
         assert.ok(await c.ping(c.master!.netns, fixed), `master → ${fixed}`);
         // passthrough: the NIC itself is the pod's eth0 (its MAC is a cloud NIC's, 52:54:…).
         const [pt] = await podsOf(cp, "passthru");
-        assert.ok(inPodVxnet(pt.status.podIP ?? ""), pt.status.podIP);
+        assert.ok(inPodVxnet(pt.status.podIP ?? ""), `passthrough: ${pt.status.podIP}`);
         const link = await cp.kubectlOk([
           "exec",
           pt.metadata.name,
