@@ -48,7 +48,8 @@ async function podNic(node: RealNode, podIp: string): Promise<string> {
   const rules = JSON.parse(
     (await runner.run(["ip", "-n", node.instance.netns, "-j", "rule"])).stdout,
   ) as { src?: string; iif?: string; table?: string }[];
-  const r = rules.find((x) => x.src === podIp && x.iif?.startsWith("vnic") && x.table !== "main");
+  // `from <ip> lookup <table>` (with `iif <veth>` when hairpin is on).
+  const r = rules.find((x) => x.src === podIp && /^\d+$/.test(x.table ?? ""));
   if (!r?.table) throw new Error(`no NIC rule for ${podIp} on ${node.name}`);
   return `hostnic_${r.table}`;
 }
