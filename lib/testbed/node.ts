@@ -19,7 +19,7 @@ import { CommandRunner } from "../linux/exec.ts";
 import type { ClusterNode, CniOutcome } from "./cluster.ts";
 import { Forward } from "./forward.ts";
 import type { ControlPlane } from "./kube.ts";
-import { BUSYBOX_REF, PAUSE_REF } from "./images.ts";
+import { PAUSE_REF } from "./images.ts";
 
 const runner = new CommandRunner();
 const dec = new TextDecoder();
@@ -533,5 +533,3 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
-
-export { BUSYBOX_REF };
