@@ -29,6 +29,7 @@ Usage:
   hostnic admin <command>        inspect and operate a node daemon (pool ls, nic ls, pod ls, gc …)
   hostnic sim <command>          run the QingCloud API simulator (serve, down)
   hostnic demo                   simulated cloud, two nodes, four pods, traffic across nodes
+  hostnic demo --kubernetes      the same with real kubelets and hostnic's DaemonSet
   hostnic install [flags]        copy the plugin binary and network config onto this node
   hostnic uninstall [flags]      remove them (config first, then binary)
   hostnic version                print the version

@@ -6,13 +6,15 @@
  * (network namespaces) by invoking the real CNI plugin as a runtime would, proves pod-to-pod
  * traffic across nodes and to the vxnet gateway with ping, shows `hostnic admin pool ls` for each
  * node, deletes the pods and tears everything down. Prints a report; exits 0 only if every check
- * held.
+ * held. `hostnic demo --kubernetes` runs cmd/demo_k8s.ts instead (real kubelets, hostnic from its
+ * DaemonSet).
  */
 import { errorMessage } from "../lib/errors.ts";
 import { CommandRunner } from "../lib/linux/exec.ts";
 import { Cluster, type Pod, POD_GATEWAY } from "../lib/testbed/cluster.ts";
 
-export async function main(_args: string[]): Promise<number> {
+export async function main(args: string[]): Promise<number> {
+  if (args.includes("--kubernetes")) return await (await import("./demo_k8s.ts")).main(args);
   const checks: { name: string; ok: boolean; detail: string }[] = [];
   const check = (name: string, ok: boolean, detail = "") => {
     checks.push({ name, ok, detail });

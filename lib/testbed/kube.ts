@@ -166,6 +166,8 @@ export class ControlPlane implements AsyncDisposable {
       `--client-ca-file=${pki.ca.cert}`,
       `--kubelet-client-certificate=${kubeletClient.cert}`,
       `--kubelet-client-key=${kubeletClient.key}`,
+      // Real nodes (node.ts) are reached at their VPC address; their names resolve nowhere.
+      "--kubelet-preferred-address-types=InternalIP",
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${sa.pub}`,
       `--service-account-signing-key-file=${sa.key}`,
@@ -422,13 +424,19 @@ export class ControlPlane implements AsyncDisposable {
 
   /**
    * Installs hostnic as docs/install.md tells users: the Secret `qcsecret` from a QingCloud SDK
-   * file (here the simulator's client config, whose endpoint is the only difference), then
+   * file (here the simulator's client config, whose endpoint is the only difference; `credentials`
+   * names another such file, e.g. one whose endpoint a real node reaches), then
    * `kubectl apply -f deploy/hostnic.yaml`. Returns what differs from the guide, for the log.
    */
-  async installHostnic(o: { manifest?: string } = {}): Promise<string[]> {
+  async installHostnic(
+    o: { manifest?: string; credentials?: string } = {},
+  ): Promise<string[]> {
     const secretDir = await Deno.makeTempDir({ dir: this.dir, prefix: "qcsecret-" });
     try {
-      await Deno.copyFile(this.cluster.clientConfigFile, `${secretDir}/config.yaml`);
+      await Deno.copyFile(
+        o.credentials ?? this.cluster.clientConfigFile,
+        `${secretDir}/config.yaml`,
+      );
       await this.kubectlOk([
         "-n",
         "kube-system",
@@ -444,7 +452,9 @@ export class ControlPlane implements AsyncDisposable {
     if (o.manifest !== undefined) await this.apply(o.manifest);
     else await this.kubectlOk(["apply", "-f", `${REPO}deploy/hostnic.yaml`]);
     return [
-      `Secret qcsecret: config.yaml is the simulator's client config (endpoint ${this.cluster.simUrl})`,
+      o.credentials === undefined
+        ? `Secret qcsecret: config.yaml is the simulator's client config (endpoint ${this.cluster.simUrl})`
+        : `Secret qcsecret: config.yaml is ${o.credentials} (the simulator's endpoint)`,
       ...(o.manifest !== undefined ? ["deploy/hostnic.yaml: a modified copy was applied"] : []),
     ];
   }

@@ -271,8 +271,13 @@ Deno.test("RBAC grants exactly what the Kubernetes client calls, to the DaemonSe
 
 Deno.test("the Dockerfile packages the compiled binary as the entrypoint", async () => {
   const text = await Deno.readTextFile(`${ROOT}Dockerfile`);
-  assert.match(text, /^FROM debian:[a-z]+-slim$/m);
-  assert.match(text, /apt-get install .*iproute2 iptables/);
-  assert.match(text, /^COPY dist\/hostnic \/usr\/local\/bin\/hostnic$/m);
-  assert.match(text, /^ENTRYPOINT \["\/usr\/local\/bin\/hostnic"\]$/m);
+  assert.match(text, /^ARG BASE=debian:[a-z]+-slim$/m);
+  assert.match(text, /^FROM \$\{BASE\} AS base$/m);
+  assert.match(text, /apt-get install .*iproute2 iptables procps/);
+  // `docker build .` builds the last stage: the compiled binary.
+  const stages = [...text.matchAll(/^FROM (\S+) AS (\S+)$/gm)].map((m) => m[2]);
+  assert.equal(stages.at(-1), "compiled");
+  const compiled = text.slice(text.lastIndexOf("FROM base AS compiled"));
+  assert.match(compiled, /^COPY dist\/hostnic \/usr\/local\/bin\/hostnic$/m);
+  assert.match(compiled, /^ENTRYPOINT \["\/usr\/local\/bin\/hostnic"\]$/m);
 });
