@@ -57,7 +57,6 @@ const PROBES: {
     what: "+ Deno's Node compatibility layer",
     quick: true,
   },
-  { name: "pino", specs: ["pino"], what: "import pino" },
   { name: "prom_client", specs: ["prom-client"], what: "import prom-client" },
   { name: "level", specs: ["level"], what: "import level" },
   { name: "zod", specs: ["zod"], what: "import zod" },
@@ -70,8 +69,8 @@ const PROBES: {
   },
   {
     name: "daemon_npm",
-    specs: ["pino", "prom-client", "level", "zod", "commander", "yaml"],
-    what: "the six npm packages of the daemon together",
+    specs: ["prom-client", "level", "zod", "commander", "yaml"],
+    what: "the npm packages of the daemon together",
     quick: true,
   },
   {

@@ -14,6 +14,7 @@ import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
 import { IaasError, isRetryable } from "../iaas/errors.ts";
 import { CommandRunner, type Runner } from "../linux/exec.ts";
+import { RealProcSys } from "../linux/sysctl.ts";
 import {
   DatapathSetupError,
   DatapathTeardownError,
@@ -182,7 +183,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     }
     const store: Store = await openLevelStore({ dir: `${cfg.stateDir}/store`, logger });
     cleanups.push(() => store.close());
-    const linux = { runner, logger };
+    // The daemon's own namespace is the node's: its sysctls go to /proc/sys without a spawn
+    // (not with an injected runner, whose commands may target another namespace).
+    const linux = { runner, logger, ...(o.runner ? {} : { procSys: new RealProcSys() }) };
     const datapath = new LinuxPodDatapath(linux, { nodeIp: facts.nodeIp });
     const settings: CniSettings = {
       vethPrefix: cfg.cni.vethPrefix,

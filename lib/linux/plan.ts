@@ -22,12 +22,14 @@ import {
   parseBatchFailure,
 } from "./errors.ts";
 import { runIpBatch, runIpBatchForgiving } from "./ip.ts";
-import { type SysctlValues, writeSysctls } from "./sysctl.ts";
+import { type ProcSys, type SysctlValues, writeSysctls } from "./sysctl.ts";
 
 /** Side effects of the datapath. */
 export interface LinuxDeps {
   runner: Runner;
   logger?: Logger;
+  /** Sysctls of this process's own namespace without a spawn (absent: `sysctl -w`). */
+  procSys?: ProcSys;
 }
 
 /** Which namespace a step targets: the node's (hostnic's own, or a named test namespace) or the pod's. */
