@@ -140,13 +140,22 @@ function causeOf(err: unknown): unknown {
   return e;
 }
 
+/** The program a command runs: `ip` for `/usr/sbin/ip …` and `nsenter --net=… -- ip …`. */
+export function programOf(argv: readonly string[]): string {
+  const sep = argv[0]?.endsWith("nsenter") ? argv.indexOf("--") : -1;
+  const prog = sep >= 0 ? argv[sep + 1] ?? argv[0] : argv[0] ?? "";
+  return prog.slice(prog.lastIndexOf("/") + 1);
+}
+
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const cfg = o.config;
   const logger = o.logger;
-  const runner = o.runner ?? new CommandRunner();
   const iaasConfig = await loadIaasConfig(cfg.qyAccessFilePath);
   const instanceId = await readInstanceId(cfg);
   const metrics = createMetrics(cfg.nodeName ?? instanceId);
+  const runner = o.runner ?? new CommandRunner({
+    onSpawn: (argv) => metrics.commands.inc({ program: programOf(argv) }),
+  });
   const iaas = new HttpIaasClient({
     config: iaasConfig,
     rateLimit: { perSecond: cfg.iaas.callsPerSecond, burst: cfg.iaas.burst },

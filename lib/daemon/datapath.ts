@@ -10,6 +10,7 @@ import { errorMessage } from "../errors.ts";
 import {
   checkPod,
   type LinuxDeps,
+  NameLocks,
   type PodSpec,
   type PodTeardownSpec,
   readNsState,
@@ -31,11 +32,12 @@ export class LinuxPodDatapath implements PodDatapath {
   readonly #deps: LinuxDeps;
   readonly #opts: LinuxDatapathOptions;
   /**
-   * Teardowns run one at a time: releasing a NIC renames its link back to the name it was
-   * attached under, and two NICs may remember the same name (the kernel reuses a name once the
-   * first NIC was renamed), so two concurrent releases could both pick it.
+   * Teardowns of different pods run in parallel; only those that give a NIC back the same name
+   * take turns. Releasing a NIC renames its link back to the name it was attached under, and two
+   * NICs may remember the same name (the kernel reuses a name once the first NIC was renamed), so
+   * two concurrent releases could both pick it (lib/linux/name_locks.ts).
    */
-  #teardowns: Promise<unknown> = Promise.resolve();
+  readonly #names = new NameLocks();
 
   constructor(deps: LinuxDeps, opts: LinuxDatapathOptions = {}) {
     this.#deps = deps;
@@ -62,9 +64,7 @@ export class LinuxPodDatapath implements PodDatapath {
       nicMac: p.nicId,
       vethPrefix: p.settings.vethPrefix,
     };
-    const run = this.#teardowns.then(() => teardownPod(this.#deps, spec, this.#node()));
-    this.#teardowns = run.catch(() => {});
-    await run;
+    await teardownPod(this.#deps, spec, { ...this.#node(), names: this.#names });
   }
 
   check(p: DatapathPod): Promise<string[]> {

@@ -11,6 +11,7 @@ export interface DaemonMetrics {
   iaasCalls: client.Counter<"action" | "outcome">;
   iaasLatency: client.Histogram<"action">;
   cniLatency: client.Histogram<"command" | "result">;
+  commands: client.Counter<"program">;
 }
 
 export function createMetrics(nodeName: string): DaemonMetrics {
@@ -50,6 +51,14 @@ export function createMetrics(nodeName: string): DaemonMetrics {
       help: "Daemon-side latency of CNI requests by command and result",
       labelNames: ["command", "result"],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: reg,
+    }),
+    commands: new client.Counter({
+      name: "hostnic_commands_total",
+      help:
+        "Processes the daemon started, by program (ip, iptables, sysctl; nsenter counts as its " +
+        "program)",
+      labelNames: ["program"],
       registers: reg,
     }),
   };

@@ -49,7 +49,8 @@ export { deleteIptables, ensureIptables, parseIptablesSave } from "./iptables.ts
 export type { ChainSpec, JumpSpec, TableSpec } from "./iptables.ts";
 export { type ProcSys, RealProcSys, writeSysctls } from "./sysctl.ts";
 export type { SysctlValues } from "./sysctl.ts";
-export { applyPlan, formatPlan, runTeardownPlan } from "./plan.ts";
+export { applyPlan, formatPlan, planClaims, runTeardownPlan } from "./plan.ts";
+export { type NameClaim, NameLocks } from "./name_locks.ts";
 export type { LinuxDeps, Plan, PlanStep } from "./plan.ts";
 export type {
   NodeOptions,

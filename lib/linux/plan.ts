@@ -45,6 +45,21 @@ export interface UndoSpec {
 export interface IpOp {
   line: string;
   undo?: UndoSpec;
+  /**
+   * The name this op gives a link in the node's namespace (a released NIC's old name). Teardowns
+   * that claim the same name run one after the other (`NodeOptions.names`).
+   */
+  claims?: string;
+}
+
+/** Node link names a plan gives out (see `IpOp.claims`), sorted, each once. */
+export function planClaims(plan: Plan): string[] {
+  const names = new Set<string>();
+  for (const s of plan.steps) {
+    if (s.kind !== "ip") continue;
+    for (const o of s.ops) if (o.claims !== undefined) names.add(o.claims);
+  }
+  return [...names].sort();
 }
 
 export interface IpStep {

@@ -21,7 +21,8 @@ import {
   planPassthroughPodTeardown,
   planPassthroughSetup,
 } from "./passthrough_mode.ts";
-import { applyPlan, type LinuxDeps, type Plan, runTeardownPlan } from "./plan.ts";
+import type { NameLocks } from "./name_locks.ts";
+import { applyPlan, type LinuxDeps, type Plan, planClaims, runTeardownPlan } from "./plan.ts";
 import {
   planSharedNicSetup,
   planSharedNicTeardown,
@@ -100,7 +101,7 @@ export async function teardownPod(
   opts: NodeOptions = {},
 ): Promise<void> {
   if (spec.mode === "passthrough") return await teardownPassthrough(deps, spec, opts);
-  await teardownFresh(deps, async () => {
+  await teardownFresh(deps, opts.names, async () => {
     const node = await readNsState(deps, opts.nodeNetns);
     return spec.mode === "nic"
       ? planNicPodTeardown(spec, node, opts)
@@ -116,21 +117,34 @@ const TEARDOWN_ATTEMPTS = 3;
  * and the node can change before its batch runs: the cloud hot-plugs a NIC under the very name a
  * released NIC is to get back ("File exists"). Teardown is idempotent, so a failed one is planned
  * again from a fresh read, a few times.
+ *
+ * With `names`, the node link names the plan gives out are held while its batch runs, so
+ * concurrent teardowns never pick the same name; one that had to wait for a name plans again
+ * from what the other left (the name is taken now: it picks the MAC-derived one).
  */
-async function teardownFresh(deps: LinuxDeps, plan: () => Promise<Plan>): Promise<void> {
+async function teardownFresh(
+  deps: LinuxDeps,
+  names: NameLocks | undefined,
+  plan: () => Promise<Plan>,
+): Promise<void> {
   for (let attempt = 1;; attempt++) {
-    const p = await plan();
+    let p = await plan();
+    const claimed = planClaims(p);
+    const claim = names && claimed.length > 0 ? await names.claim(claimed) : undefined;
     try {
+      if (claim?.waited) p = await plan();
       return await runTeardownPlan(deps, p);
     } catch (err) {
       if (!(err instanceof DatapathTeardownError) || attempt >= TEARDOWN_ATTEMPTS) throw err;
+    } finally {
+      claim?.release();
     }
   }
 }
 
 async function teardownPassthrough(deps: LinuxDeps, spec: PodTeardownSpec, opts: NodeOptions) {
   const what = `passthrough pod ${spec.ip ?? spec.pod.containerId}`;
-  await teardownFresh(deps, async () => {
+  await teardownFresh(deps, opts.names, async () => {
     let steps: Plan["steps"] = [];
     if (spec.netns) {
       try {
@@ -145,7 +159,7 @@ async function teardownPassthrough(deps: LinuxDeps, spec: PodTeardownSpec, opts:
     }
     return { what, steps };
   });
-  await teardownFresh(deps, async () => ({
+  await teardownFresh(deps, opts.names, async () => ({
     what,
     steps: [{
       kind: "ip",
