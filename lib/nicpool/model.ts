@@ -121,7 +121,8 @@ export interface PoolDemand {
  * poolHigh when nobody waits and demand has been quiet (NICs in cooldown are trimmed once they
  * have cooled), never exceeds maxNic. While ADDs keep waiting, each further batch is at least
  * poolLow·2^streak (at least 1): a burst whose pods arrive spread out is served by a few growing
- * batches instead of one small batch per arrival; the excess is trimmed once demand stops.
+ * batches instead of one small batch per arrival — but never beyond waiters + poolHigh NICs ready
+ * or in flight, so a burst creates no more NICs than pods waiting plus poolHigh.
  */
 export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): PoolPlan {
   const ready = c.free - (c.cooling ?? 0);
@@ -130,6 +131,10 @@ export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): Poo
   let create = Math.max(0, want - have);
   if (create > 0 && c.waiters > 0) {
     create = Math.max(create, Math.max(1, t.poolLow) * 2 ** Math.min(d.streak ?? 0, 6));
+    // The growth never creates more than the pods waiting plus poolHigh: a burst leaves at most
+    // poolHigh NICs free once it is served (a batch of 20 for 27 waiters with 17 in flight left
+    // 10 NICs beyond that, which then had to be trimmed).
+    create = Math.min(create, Math.max(0, c.waiters + t.poolHigh - have));
   }
   // NICs in cooldown do not make the node grow past poolHigh free NICs: from there on the pool
   // hands out the longest-cooled one instead (see NicPool), so churn never fills a vxnet.
