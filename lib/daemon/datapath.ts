@@ -11,6 +11,7 @@ import {
   checkPod,
   type LinuxDeps,
   NameLocks,
+  NodeState,
   type PodSpec,
   type PodTeardownSpec,
   readNsState,
@@ -38,6 +39,11 @@ export class LinuxPodDatapath implements PodDatapath {
    * two concurrent releases could both pick it (lib/linux/name_locks.ts).
    */
   readonly #names = new NameLocks();
+  /**
+   * The node as the last batch left it: ADD and DEL plan from it instead of reading the node
+   * first (one spawn less each); every node batch reads it back (lib/linux/node_state.ts).
+   */
+  readonly #state = new NodeState();
 
   constructor(deps: LinuxDeps, opts: LinuxDatapathOptions = {}) {
     this.#deps = deps;
@@ -45,7 +51,7 @@ export class LinuxPodDatapath implements PodDatapath {
   }
 
   async setup(p: DatapathPod): Promise<DatapathResult> {
-    return await setupPod(this.#deps, this.spec(p), this.#node());
+    return await setupPod(this.#deps, this.spec(p), { ...this.#node(), state: this.#state });
   }
 
   async teardown(p: DatapathPod): Promise<void> {
@@ -64,7 +70,11 @@ export class LinuxPodDatapath implements PodDatapath {
       nicMac: p.nicId,
       vethPrefix: p.settings.vethPrefix,
     };
-    await teardownPod(this.#deps, spec, { ...this.#node(), names: this.#names });
+    await teardownPod(this.#deps, spec, {
+      ...this.#node(),
+      names: this.#names,
+      state: this.#state,
+    });
   }
 
   check(p: DatapathPod): Promise<string[]> {
@@ -92,11 +102,16 @@ export class LinuxPodDatapath implements PodDatapath {
   async setupGatewayNic(
     g: { nicId: string; ip: string; cidr: string; gateway: string },
   ): Promise<void> {
-    await setupGatewayNic(this.#deps, {
-      nicMac: g.nicId,
-      ip: g.ip,
-      vxnet: { cidr: g.cidr, gateway: g.gateway },
-    }, this.#node());
+    // Changes the node without reading it back: the kept reading goes.
+    try {
+      await setupGatewayNic(this.#deps, {
+        nicMac: g.nicId,
+        ip: g.ip,
+        vxnet: { cidr: g.cidr, gateway: g.gateway },
+      }, this.#node());
+    } finally {
+      this.#state.invalidate();
+    }
   }
 
   /** The lib/linux spec of an allocation. */

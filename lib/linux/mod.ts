@@ -51,6 +51,7 @@ export { type ProcSys, RealProcSys, writeSysctls } from "./sysctl.ts";
 export type { SysctlValues } from "./sysctl.ts";
 export { applyPlan, formatPlan, planClaims, runTeardownPlan } from "./plan.ts";
 export { type NameClaim, NameLocks } from "./name_locks.ts";
+export { NodeState } from "./node_state.ts";
 export type { LinuxDeps, Plan, PlanStep } from "./plan.ts";
 export type {
   NodeOptions,

@@ -2,6 +2,7 @@
  * Inputs and outputs shared by the attachment modes, and small helpers every mode's planner uses.
  */
 import type { NameLocks } from "./name_locks.ts";
+import type { NodeState } from "./node_state.ts";
 import { InvalidSpecError } from "./errors.ts";
 import { netnsPath } from "./exec.ts";
 import { canonicalCidr, cidrContains, requireCidr, requireIpv4 } from "./ipv4.ts";
@@ -18,6 +19,11 @@ export interface NodeOptions {
    * daemon's); without it a teardown claims nothing and relies on its retries alone.
    */
   names?: NameLocks;
+  /**
+   * The node's state kept across requests (the daemon's): plans start from the reading the last
+   * batch left instead of a read of their own (node_state.ts). Without it every plan reads.
+   */
+  state?: NodeState;
 }
 
 /** The cloud subnet a NIC lives in. */
