@@ -58,7 +58,6 @@ const PROBES: {
     what: "+ Deno's Node compatibility layer",
     quick: true,
   },
-  { name: "prom_client", specs: ["prom-client"], what: "import prom-client" },
   { name: "level", specs: ["level"], what: "import level" },
   { name: "zod", specs: ["zod"], what: "import zod" },
   { name: "commander", specs: ["commander"], what: "import commander" },
@@ -70,7 +69,7 @@ const PROBES: {
   },
   {
     name: "daemon_npm",
-    specs: ["prom-client", "level", "zod", "commander", "yaml"],
+    specs: ["level", "zod", "commander", "yaml"],
     what: "the npm packages of the daemon together",
     quick: true,
   },

@@ -46,9 +46,25 @@ export async function startCluster(
 
 const MANIFEST = new URL("../../deploy/hostnic.yaml", import.meta.url).pathname;
 
+const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
+
+/**
+ * The daemon's environment on a node, for a daemon the testbed runs with `deno run`: the literal
+ * environment of the DaemonSet's container (`daemonSetEnv`) plus, as `DENO_V8_FLAGS`, the V8
+ * flags `deno task build` compiles into the binary the DaemonSet's image runs.
+ */
+export async function nodeDaemonEnv(): Promise<Record<string, string>> {
+  const env = await daemonSetEnv();
+  const tasks = (JSON.parse(await Deno.readTextFile(DENO_JSON)) as { tasks?: { build?: string } })
+    .tasks;
+  const flags = /--v8-flags=(\S+)/.exec(tasks?.build ?? "")?.[1];
+  if (flags) env.DENO_V8_FLAGS = [env.DENO_V8_FLAGS, flags].filter(Boolean).join(",");
+  return env;
+}
+
 /**
  * The literal environment (`value:`, not `valueFrom:`) of the DaemonSet's `hostnic-node`
- * container in deploy/hostnic.yaml: what the daemon runs with on a node (allocator settings).
+ * container in deploy/hostnic.yaml (allocator settings).
  */
 export async function daemonSetEnv(manifest = MANIFEST): Promise<Record<string, string>> {
   const { parseAllDocuments } = await import("yaml");

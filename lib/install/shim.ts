@@ -32,6 +32,13 @@ export const CNI_BUNDLE = {
 /** Flags of the plugin's `deno run` (before the script). */
 export const PLUGIN_RUN_FLAGS = ["run", "-A", "--quiet", "--no-config", "--cached-only"] as const;
 
+/**
+ * V8 flags of the long-running modes, as `deno task build` compiles them into the binary: young
+ * generation semi-spaces of 1 MiB (V8 grows them to 16 MiB under the daemon's allocation rate,
+ * ~25 MiB of RSS for no measurable speed; docs/benchmarks.md).
+ */
+export const V8_FLAGS = "--max-semi-space-size=1";
+
 /** Flags of every other mode's `deno run` (the daemon's packages need the project's config). */
 export const MAIN_RUN_FLAGS = [
   "run",
@@ -39,6 +46,7 @@ export const MAIN_RUN_FLAGS = [
   "--quiet",
   "--node-modules-dir=manual",
   "--cached-only",
+  `--v8-flags=${V8_FLAGS}`,
 ] as const;
 
 export interface ShimSpec {
