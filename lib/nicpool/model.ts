@@ -144,3 +144,18 @@ export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): Poo
   const trim = quiet ? Math.max(0, ready - t.poolHigh) : 0;
   return { create, trim };
 }
+
+/** Spacing of batches for waiting ADDs while they keep coming (see `batchSpacingMs`). */
+export const BATCH_SPACING = { firstMs: 100, maxMs: 500 } as const;
+
+/**
+ * How long after the previous batch the next one for waiting ADDs may start, `streak` batches
+ * into a burst: at once for the first, then 100 ms, doubling up to 500 ms. A burst whose pods
+ * arrive spread out (each is a process that has to start) is served by a few batches that each
+ * gather more pods — the batch grows by waiting for pods, not by creating NICs for pods that have
+ * not arrived (`planPool` keeps a batch within waiters + poolHigh).
+ */
+export function batchSpacingMs(streak: number): number {
+  if (streak <= 0) return 0;
+  return Math.min(BATCH_SPACING.firstMs * 2 ** (streak - 1), BATCH_SPACING.maxMs);
+}

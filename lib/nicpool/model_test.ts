@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { nextTable, type NicRecord, planPool } from "./model.ts";
+import { batchSpacingMs, nextTable, type NicRecord, planPool } from "./model.ts";
 
 const targets = { poolLow: 3, poolHigh: 5, maxNic: 10 };
 
@@ -101,4 +101,8 @@ Deno.test("planPool: a burst creates no more NICs than pods waiting plus poolHig
     assertEquals(created <= 30 + t.poolHigh, true, `arrivals of ${step}: ${created} NICs`);
     assertEquals(created >= 30, true, `arrivals of ${step}: ${created} NICs serve all 30`);
   }
+});
+
+Deno.test("batchSpacingMs: at once for the first batch of a burst, then 100 ms doubling to 500", () => {
+  assertEquals([0, 1, 2, 3, 4, 10].map(batchSpacingMs), [0, 100, 200, 400, 500, 500]);
 });
