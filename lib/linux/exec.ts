@@ -87,6 +87,29 @@ function resolveProgram(name: string): string {
   return path;
 }
 
+/** Temporary input files are `<tmp>/hostnic-input-<pid>-<random>`. */
+const INPUT_PREFIX = "hostnic-input-";
+let swept = false;
+
+/**
+ * Removes input files that processes which are gone left behind (killed while a command ran, or
+ * exited without waiting for it); the first file a process writes triggers it, once.
+ */
+async function sweepStaleInputs(dir: string): Promise<void> {
+  if (swept) return;
+  swept = true;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const pid = new RegExp(`^${INPUT_PREFIX}(\\d+)-`).exec(e.name)?.[1];
+      if (!pid || Number(pid) === Deno.pid) continue;
+      const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      if (!alive) await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+    }
+  } catch {
+    // best effort: a tmp dir we cannot list holds nothing of ours to sweep
+  }
+}
+
 /** What a runner started: for a per-process spawn count (the daemon's metrics, the bench). */
 export type SpawnListener = (argv: readonly string[]) => void;
 
@@ -94,8 +117,8 @@ export type SpawnListener = (argv: readonly string[]) => void;
  * The real runner over `Deno.Command`.
  *
  * Input for a command that names its stdin `-` in argv (`ip -batch -`) goes through a private
- * temporary file (0600, removed after the run) whose path replaces the `-`, and the child's stdin
- * is null. A piped stdin makes every spawn leave glibc heap behind in a long-running Deno process
+ * temporary file (0600, removed after the run; the files of processes that died meanwhile are
+ * swept by the next process) whose path replaces the `-`, and the child's stdin is null. A piped stdin makes every spawn leave glibc heap behind in a long-running Deno process
  * (2000 `ip -batch -` runs: +212 MiB piped, +49 MiB with the file; docs/benchmarks.md), and the
  * daemon spawns for every pod. Other commands get a piped stdin.
  */
@@ -111,7 +134,8 @@ export class CommandRunner implements Runner {
     const dash = opts.stdin === undefined ? -1 : argv.indexOf("-", 1);
     let file: string | undefined;
     if (dash > 0) {
-      file = await Deno.makeTempFile({ prefix: "hostnic-input-" });
+      file = await Deno.makeTempFile({ prefix: `${INPUT_PREFIX}${Deno.pid}-` });
+      await sweepStaleInputs(file.slice(0, file.lastIndexOf("/")));
     }
     try {
       if (file !== undefined) await Deno.writeTextFile(file, opts.stdin!);

@@ -34,3 +34,31 @@ Deno.test("CommandRunner: ip -batch from a file still says which line failed", a
   assert.equal(parseBatchFailure(err.stderr)?.line, 2);
   assert.deepEqual(await inputFiles(), before);
 });
+
+Deno.test("CommandRunner: input files of processes that are gone are swept by the next one", async () => {
+  const dir = Deno.env.get("TMPDIR") || "/tmp";
+  let dead = 3_999_999;
+  while (await Deno.stat(`/proc/${dead}`).then(() => true, () => false)) dead--;
+  const stale = `${dir}/hostnic-input-${dead}-stale`;
+  const live = `${dir}/hostnic-input-1-live`; // pid 1 is always there
+  await Deno.writeTextFile(stale, "link show\n");
+  await Deno.writeTextFile(live, "link show\n");
+  try {
+    const exec = new URL("./exec.ts", import.meta.url).href;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { CommandRunner } from "${exec}";` +
+        `await new CommandRunner().run(["cat", "-"], { stdin: "x" });`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(await Deno.stat(stale).then(() => true, () => false), false, "stale file swept");
+    assert.equal(await Deno.stat(live).then(() => true, () => false), true, "live one kept");
+  } finally {
+    await Deno.remove(stale).catch(() => {});
+    await Deno.remove(live).catch(() => {});
+  }
+});
