@@ -18,6 +18,8 @@ import { inNetns, netnsPath } from "../lib/linux/exec.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure } from "./lib/figure.ts";
 import { addNamespaces, removeNamespaces } from "./lib/netns.ts";
+import { installPlugin } from "./lib/plugin.ts";
+import { childCpu, readCpu } from "./lib/procfs.ts";
 import { summarize } from "./lib/stats.ts";
 
 export const CNI_BIN_DIR = "/usr/lib/cni";
@@ -109,11 +111,21 @@ const INSTALL_PLUGINS = "install Debian's containernetworking-plugins";
  * The ADD/DEL loop every plugin is measured with: one untimed warm-up ADD+DEL on `pods[0]`
  * (checked to return an IP), then a timed ADD on each of `pods[1..]` in turn, then a timed DEL
  * of each. `pods` are namespace names that exist already (created outside the timed region).
+ * `beforeAdds`/`beforeDels` run (untimed) right before each timed phase, e.g. to scrape the
+ * daemon's counters. Also returns each call's CPU (user + system of the process, from this
+ * process's reaped-children times: the calls run one at a time; 10 ms ticks, so read means).
  */
 export async function addDelLatency(
   ctx: BenchContext,
-  o: { label: string; argv: readonly string[]; conf: string; pods: readonly string[] },
-): Promise<{ add: number[]; del: number[] }> {
+  o: {
+    label: string;
+    argv: readonly string[];
+    conf: string;
+    pods: readonly string[];
+    beforeAdds?: () => Promise<void>;
+    beforeDels?: () => Promise<void>;
+  },
+): Promise<{ add: number[]; del: number[]; addCpu: number[]; delCpu: number[] }> {
   const call = async (command: "ADD" | "DEL", i: number) => {
     const env = cniEnv({
       command,
@@ -121,11 +133,12 @@ export async function addDelLatency(
       netns: netnsPath(o.pods[i]),
       ifName: "eth0",
     });
+    const c0 = childCpu(await readCpu("self"));
     const r = await timeCniCall(o.argv, env, o.conf);
+    const cpu = (childCpu(await readCpu("self")) - c0) * 1000;
     requireOk(`${o.label} ${command} for pod ${i}`, r);
-    return r;
+    return { ...r, cpu };
   };
-  // Warm-up: a first ADD may create shared state (a bridge, a pool); page cache warms up too.
   const first = await call("ADD", 0);
   const result = JSON.parse(first.stdout) as { ips?: { address: string }[] };
   if (!result.ips?.[0]?.address) {
@@ -134,15 +147,23 @@ export async function addDelLatency(
   await call("DEL", 0);
   const add: number[] = [];
   const del: number[] = [];
+  const addCpu: number[] = [];
+  const delCpu: number[] = [];
+  await o.beforeAdds?.();
   for (let i = 1; i < o.pods.length; i++) {
     ctx.signal.throwIfAborted();
-    add.push((await call("ADD", i)).ms);
+    const r = await call("ADD", i);
+    add.push(r.ms);
+    addCpu.push(r.cpu);
   }
+  await o.beforeDels?.();
   for (let i = 1; i < o.pods.length; i++) {
     ctx.signal.throwIfAborted();
-    del.push((await call("DEL", i)).ms);
+    const r = await call("DEL", i);
+    del.push(r.ms);
+    delCpu.push(r.cpu);
   }
-  return { add, del };
+  return { add, del, addCpu, delCpu };
 }
 
 /** The reference network config: `bridge` with `host-local` IPAM, state under `dataDir`. */
@@ -268,19 +289,20 @@ async function loopTimes(
 
 export const spawnCost: Benchmark = {
   name: "spawn",
-  description: "plugin start-up: deno run -A main.ts vs Go bridge, CNI_COMMAND=VERSION",
+  description: "plugin start-up (CNI_COMMAND=VERSION): the installed shim vs an empty script, Go",
   async run(ctx: BenchContext): Promise<Figure[]> {
     const runs = ctx.mode === "full" ? 100 : 30;
     await requireFile(`${CNI_BIN_DIR}/bridge`, INSTALL_PLUGINS);
+    const plugin = await installPlugin(ctx);
     const [deno, ...rest] = hostnicPluginArgv();
     const commands = {
+      installed: [plugin.shim],
+      empty: [plugin.emptyShim],
       hostnic: [deno, ...rest],
-      // The same, without deno.json's `nodeModulesDir: "auto"` check of node_modules at start-up.
       hostnic_nm_manual: [deno, ...rest.slice(0, 2), "--node-modules-dir=manual", ...rest.slice(2)],
       bridge: [`${CNI_BIN_DIR}/bridge`],
     };
     const env = cniEnv({ command: "VERSION" });
-    // Both must answer VERSION before being timed, or the figure would time an error.
     for (const [label, argv] of Object.entries(commands)) {
       requireOk(`${label} VERSION`, await timeCniCall(argv, env, ""));
     }
@@ -291,9 +313,24 @@ export const spawnCost: Benchmark = {
     const ms = (label: string) => summarize(measured.times[label].map((s) => s * 1000));
     const h = ms("hostnic");
     const b = ms("bridge");
+    const e = ms("empty");
     const note = `${measured.tool}, n=${runs}, warm-up 3`;
     return [
       figure({ name: "spawn.bridge.version.p50", value: b.p50, unit: "ms", note }),
+      figure({
+        name: "spawn.empty.p50",
+        value: e.p50,
+        unit: "ms",
+        note: "the installed shim with an empty script instead of the plugin: same flags, same env",
+      }),
+      figure({
+        name: "spawn.hostnic.installed.p50",
+        value: ms("installed").p50,
+        unit: "ms",
+        baseline: { name: "spawn.empty.p50", value: e.p50 },
+        target: { op: "<=", value: 1.2, of: "ratio" },
+        note: `the shim hostnic install writes: ${plugin.runLine}`,
+      }),
       figure({
         name: "spawn.hostnic.version.p50",
         value: h.p50,

@@ -10,9 +10,13 @@
  *                created and attached through the real IaaS client, a pod per node plumbed by
  *                lib/linux `setupPod` in nic mode: pod → veth → node → NIC → simulated SDN →
  *                NIC → node → veth → pod.
- *   passthrough  (full only) the same world, passthrough mode: the NIC is the pod's eth0.
- *   sim_sdn      (full only) node eth0 → eth0 across the simulated VPC bridge: what the
- *                simulated cloud itself costs (a real cloud does this off the node's CPU).
+ *   routed       routed veth on the simulated nodes, what Calico and upstream hostnic do: a pod
+ *                behind a veth (/32, default via 169.254.1.1 answered by proxy ARP), one IP
+ *                forward per node, the nodes routing each other's pod /32 over their eth0 across
+ *                the simulated VPC — hostnic's path without its policy rules and NICs.
+ *   passthrough  the same world, passthrough mode: the NIC is the pod's eth0.
+ *   sim_sdn      node eth0 → eth0 across the simulated VPC bridge: what the simulated cloud
+ *                itself costs (a real cloud does this off the node's CPU); passthrough's baseline.
  *   vxlan_sim    (full only) the overlay on the simulated nodes, over their eth0: flannel where
  *                hostnic is, so both pay the simulated SDN — the like-for-like comparison.
  *
@@ -161,6 +165,46 @@ export function buildVxlanOnSim(
   });
 }
 
+/**
+ * Routed veth on the simulated nodes (one forwarding hop per node): pod `10.245.<i>.2/32` behind
+ * `rveth0`, whose node end answers ARP for the pod's gateway 169.254.1.1 (proxy ARP, as Calico),
+ * and each node routes the other pod's /32 via the other node's eth0 address. The pods' links
+ * go with the simulator's node namespaces.
+ */
+export function buildRoutedOnSim(
+  ctx: BenchContext,
+  sim: { nodes: readonly [string, string]; nodeIps: readonly [string, string] },
+): Promise<DataPath> {
+  const pods = [`${ctx.prefix}-rp1`, `${ctx.prefix}-rp2`] as const;
+  const podIp = (i: number) => `10.245.${i}.2`;
+  return built("routed", [...pods], ctx, async () => {
+    await addNamespaces(ctx.runner, pods);
+    for (const i of [0, 1]) {
+      const j = 1 - i;
+      const node = sim.nodes[i];
+      await ipBatch(ctx.runner, node, [
+        `link add rveth0 type veth peer name eth0 netns ${pods[i]}`,
+        "link set rveth0 up",
+        `route add ${podIp(i)}/32 dev rveth0 scope link`,
+        `route add ${podIp(j)}/32 via ${sim.nodeIps[j]} dev eth0`,
+      ]);
+      await sysctls(ctx.runner, node, [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.rveth0.proxy_arp=1",
+        "net.ipv4.conf.rveth0.forwarding=1",
+        "net.ipv4.conf.eth0.forwarding=1",
+      ]);
+      await ipBatch(ctx.runner, pods[i], [
+        `address add ${podIp(i)}/32 dev eth0`,
+        "link set eth0 up",
+        "route add 169.254.1.1 dev eth0 scope link",
+        "route add default via 169.254.1.1 dev eth0",
+      ]);
+    }
+    return { client: pods[0], server: pods[1], serverIp: podIp(1) };
+  });
+}
+
 const NODES = ["i-hbnnode1", "i-hbnnode2"] as const;
 const NODE_IPS = ["172.30.1.10", "172.30.1.11"] as const;
 const POD_VXNET = { id: "vxnet-hbnpods", cidr: "172.30.8.0/24", gateway: "172.30.8.1" };
@@ -301,7 +345,7 @@ function teardownOf(spec: PodSpec): PodTeardownSpec {
 
 export const dataplane: Benchmark = {
   name: "dataplane",
-  description: "iperf3 TCP pod→pod: hostnic vs raw veth vs flannel-style VXLAN, same run",
+  description: "iperf3 TCP pod→pod: hostnic vs routed veth, veth, VXLAN; passthrough vs the SDN",
   async run(ctx: BenchContext): Promise<Figure[]> {
     const full = ctx.mode === "full";
     const seconds = full ? 10 : 3;
@@ -314,9 +358,18 @@ export const dataplane: Benchmark = {
     // Each compared pair runs close together (hostnic between its two baselines, passthrough next
     // to veth); odd rounds run in reverse (A B C, C B A), so a load that drifts steadily during the
     // run weighs the same on every path.
+    const routed = stack.use(await buildRoutedOnSim(ctx, hn));
     const paths = full
-      ? [hn.passthrough, veth, hn.pods, vxlan, stack.use(await buildVxlanOnSim(ctx, hn)), hn.sdn]
-      : [veth, hn.pods, vxlan];
+      ? [
+        hn.passthrough,
+        hn.sdn,
+        veth,
+        hn.pods,
+        routed,
+        vxlan,
+        stack.use(await buildVxlanOnSim(ctx, hn)),
+      ]
+      : [hn.passthrough, hn.sdn, veth, hn.pods, routed, vxlan];
     const gbps = new Map<string, number[]>(paths.map((p) => [p.name, []]));
     ctx.log(`dataplane: ${rounds} rounds × ${paths.length} paths × ${seconds} s of iperf3`);
     for (let r = 0; r < rounds; r++) {
@@ -370,18 +423,28 @@ export const dataplane: Benchmark = {
     const figures = [
       plain("veth"),
       plain("vxlan"),
+      plain("routed"),
+      plain("sim_sdn"),
       plain("hostnic"),
+      plain("passthrough"),
+      vs("hostnic", "routed", {
+        target: { op: ">=", value: 0.95, of: "ratio" },
+        note: "routed veth on the same simulated nodes (one forwarding hop per node)",
+      }),
+      vs("passthrough", "sim_sdn", {
+        target: { op: ">=", value: 0.95, of: "ratio" },
+        note: "passthrough mode (the NIC is the pod's eth0) vs node eth0 → eth0 over the same SDN",
+      }),
       vs("hostnic", "veth", { target: { op: ">=", value: 0.9, of: "ratio" } }),
       vs("hostnic", "vxlan", { target: { op: ">=", value: 1.3, of: "ratio" } }),
+      vs("routed", "veth", { note: "the routed baseline itself against one veth pair" }),
+      vs("hostnic", "sim_sdn", { note: "hostnic's part of the path vs the simulated cloud's" }),
     ];
     if (full) {
       figures.push(
-        plain("passthrough"),
-        vs("passthrough", "veth", { note: "passthrough mode: the NIC is the pod's eth0" }),
-        plain("sim_sdn"),
         plain("vxlan_sim"),
         vs("hostnic", "vxlan_sim", { note: "flannel on the same simulated nodes" }),
-        vs("hostnic", "sim_sdn", { note: "hostnic's part of the path vs the simulated cloud's" }),
+        vs("passthrough", "veth", { note: "passthrough mode: the NIC is the pod's eth0" }),
       );
     }
     return figures;

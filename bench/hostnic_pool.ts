@@ -7,13 +7,14 @@
  *   job) — pods stay until the end, so no NIC comes back to the pool between runs. Printed beside
  *   it: when `waitJobs`' polling schedule first sees a job of latency L done (bench/lib/jobpoll.ts),
  *   which is the floor the daemon can reach without a shorter first poll interval.
- * - `hostnic_burst`: 30 pods ADDed at once on a node with `--PoolSize 3` and L = 2 s; the time
- *   from the first spawn until the last ADD returned (every pod networked), the IaaS calls made
- *   meanwhile (the simulator's counters), and the timeline of batches from the daemon's log. For
- *   scale, the same 30 plugin processes with `CNI_COMMAND=VERSION` (start-up only) are timed first.
+ * - `hostnic_burst`: 30 pods ADDed at once on a node with `--PoolSize 3` and L = 2 s, 5 times,
+ *   each on a fresh node; the time from the first spawn until the last ADD returned (every pod
+ *   networked), the NICs the node holds once the burst is served (created: at most pods waiting
+ *   plus poolHigh), the IaaS calls made meanwhile (the simulator's counters), and the timeline of
+ *   batches from the daemon's log. For scale, the first run also times the same 30 plugin
+ *   processes with `CNI_COMMAND=VERSION` (start-up only) and 30 DELs at once.
  *
- * Both use the plugin with `--node-modules-dir=manual` (`PLUGIN`), the start-up a plugin shim
- * should have (the `hostnic_cni` module times both variants).
+ * Both use the plugin as `hostnic install` writes it (bench/lib/plugin.ts).
  */
 import type { PoolView } from "../lib/daemon/api.ts";
 import { RPC } from "../lib/rpc/protocol.ts";
@@ -30,10 +31,11 @@ import {
   daemonLog,
   formatCounts,
   hostnicCall,
+  type InstalledPlugin,
+  installPlugin,
   logEvents,
   mustSucceed,
   noIpCooldown,
-  PLUGIN,
   readyNics,
   startCluster,
   waitPool,
@@ -50,6 +52,7 @@ export const hostnicCold: Benchmark = {
     const pods: string[] = [];
     let cluster: Cluster | undefined;
     const figures: Figure[] = [];
+    const PLUGIN = await installPlugin(ctx);
     try {
       cluster = await startCluster(ctx, "c", {
         jobLatencyMs: latencies[0],
@@ -128,114 +131,191 @@ const BURST = 30;
 const BURST_L = 2000;
 const BURST_POOL = 3;
 
-export const hostnicBurst: Benchmark = {
-  name: "hostnic_burst",
-  description: "30 pods at once, PoolSize 3, L = 2 s: time until all are networked, IaaS calls",
-  async run(ctx: BenchContext): Promise<Figure[]> {
-    const pods = Array.from({ length: BURST }, (_, i) => `${ctx.prefix}-bu${i}`);
-    let cluster: Cluster | undefined;
-    try {
-      cluster = await startCluster(ctx, "b", { jobLatencyMs: BURST_L, poolSize: BURST_POOL });
-      const node = cluster.nodes[0];
-      await node.waitReady({ free: BURST_POOL });
-      await addNamespaces(ctx.runner, pods, { lo: false });
+/** The 5 runs of the burst (quick and full alike: the target is "≤ 2 L in 5 runs out of 5"). */
+const BURST_RUNS = 5;
 
-      // Scale: 30 plugin start-ups at once, nothing else.
+interface BurstRun {
+  /** First spawn → last ADD returned, ms. */
+  all: number;
+  p50: number;
+  timeline: string;
+  samples: string[];
+  iaas: number;
+  iaasBy: Record<string, number>;
+  iaasWithRefill: number;
+  /** NICs the node holds once every pod is networked and the pool has refilled. */
+  held: number;
+  /** NICs created during the burst and its refill (the NIC batches the daemon logged). */
+  created: number;
+  floor?: number;
+  delAll?: number;
+}
+
+async function burstRun(
+  ctx: BenchContext,
+  o: { run: number; plugin: InstalledPlugin; scale: boolean },
+): Promise<BurstRun> {
+  const pods = Array.from({ length: BURST }, (_, i) => `${ctx.prefix}-bu${o.run}x${i}`);
+  const variant = o.plugin;
+  let cluster: Cluster | undefined;
+  try {
+    cluster = await startCluster(ctx, `b${o.run}`, { jobLatencyMs: BURST_L, poolSize: BURST_POOL });
+    const node = cluster.nodes[0];
+    await node.waitReady({ free: BURST_POOL });
+    await addNamespaces(ctx.runner, pods, { lo: false });
+
+    // Scale: 30 plugin start-ups at once, nothing else.
+    let floor: number | undefined;
+    if (o.scale) {
       const f0 = performance.now();
       await Promise.all(
         pods.map(async () =>
-          mustSucceed("VERSION", await hostnicCall(node, { command: "VERSION", variant: PLUGIN }))
+          mustSucceed("VERSION", await hostnicCall(node, { command: "VERSION", variant }))
         ),
       );
-      const floor = performance.now() - f0;
+      floor = performance.now() - f0;
+    }
 
-      await waitPool(ctx, node, (p) => p.pending === 0 && readyNics(p) >= BURST_POOL);
-      ctx.log(`hostnic_burst: ${BURST} ADDs at once, PoolSize ${BURST_POOL}, L = ${BURST_L} ms`);
-      const k0 = await cluster.counters();
-      const epoch0 = Date.now();
-      const t0 = performance.now();
-      // The pool's view every 500 ms while the burst runs (waiters, NICs being attached).
-      const samples: string[] = [];
-      let sampling = true;
-      const sampler = (async () => {
-        for (let next = 500; sampling; next += 500) {
-          await new Promise((r) => setTimeout(r, Math.max(0, next - (performance.now() - t0))));
-          if (!sampling) break;
-          const p = await node.client.call<PoolView>(RPC.adminPool).catch(() => undefined);
-          if (p) samples.push(`${(next / 1000).toFixed(1)}s ${p.waiters}/${p.pending}/${p.inuse}`);
-        }
-      })();
-      const done = await Promise.all(pods.map(async (p) => {
-        const r = mustSucceed(
-          `burst ADD of ${p}`,
-          await hostnicCall(node, { command: "ADD", containerId: p, podNetns: p, variant: PLUGIN }),
-        );
-        return { ms: r.ms, at: performance.now() - t0 };
-      }));
-      const all = Math.max(...done.map((d) => d.at));
-      sampling = false;
-      await sampler;
-      const k1 = await cluster.counters();
-      const during = countersDelta(k0, k1);
-      const settled = await waitPool(
-        ctx,
-        node,
-        (p) => p.pending === 0 && p.waiters === 0 && readyNics(p) >= BURST_POOL,
+    await waitPool(ctx, node, (p) => p.pending === 0 && readyNics(p) >= BURST_POOL);
+    const k0 = await cluster.counters();
+    const epoch0 = Date.now();
+    const t0 = performance.now();
+    // The pool's view every 500 ms while the burst runs (waiters, NICs being attached).
+    const samples: string[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      for (let next = 500; sampling; next += 500) {
+        await new Promise((r) => setTimeout(r, Math.max(0, next - (performance.now() - t0))));
+        if (!sampling) break;
+        const p = await node.client.call<PoolView>(RPC.adminPool).catch(() => undefined);
+        if (p) samples.push(`${(next / 1000).toFixed(1)}s ${p.waiters}/${p.pending}/${p.inuse}`);
+      }
+    })();
+    const done = await Promise.all(pods.map(async (p) => {
+      const r = mustSucceed(
+        `burst ADD of ${p}`,
+        await hostnicCall(node, { command: "ADD", containerId: p, podNetns: p, variant }),
       );
-      const k2 = await cluster.counters();
-      const timeline = batchTimeline(logEvents(await daemonLog(node), ["NICs attached"]), epoch0);
-      const ends = summarize(done.map((d) => d.at));
+      return { ms: r.ms, at: performance.now() - t0 };
+    }));
+    const all = Math.max(...done.map((d) => d.at));
+    sampling = false;
+    await sampler;
+    const k1 = await cluster.counters();
+    const during = countersDelta(k0, k1);
+    const settled = await waitPool(
+      ctx,
+      node,
+      (p) => p.pending === 0 && p.waiters === 0 && readyNics(p) >= BURST_POOL,
+    );
+    const k2 = await cluster.counters();
+    const attached = logEvents(await daemonLog(node), ["NICs attached"])
+      .filter((e) => e.time >= epoch0);
+    const created = attached.reduce(
+      (n, e) => n + (Array.isArray(e.fields.nics) ? e.fields.nics.length : 0),
+      0,
+    );
+    const timeline = batchTimeline(attached, epoch0);
 
+    let delAll: number | undefined;
+    if (o.scale) {
       const d0 = performance.now();
       await Promise.all(pods.map(async (p) =>
         mustSucceed(
           `burst DEL of ${p}`,
-          await hostnicCall(node, { command: "DEL", containerId: p, podNetns: p, variant: PLUGIN }),
+          await hostnicCall(node, { command: "DEL", containerId: p, podNetns: p, variant }),
         )
       ));
-      const delAll = performance.now() - d0;
-
-      return [
-        figure({
-          name: "burst.all_networked",
-          value: all / BURST_L,
-          unit: "L",
-          target: { op: "<=", value: 2, of: "value" },
-          note: `${(all / 1000).toFixed(2)} s for ${BURST} pods, L = ${BURST_L / 1000} s; ` +
-            `pods done p50 ${(ends.p50 / 1000).toFixed(2)} s; NIC batches attached (size@time): ${
-              timeline || "none logged"
-            }`,
-        }),
-        figure({
-          name: "burst.all_networked.s",
-          value: all / 1000,
-          unit: "s",
-          note: `pool every 0.5 s (waiters/attaching/in use): ${samples.join(", ")}`,
-        }),
-        figure({
-          name: "burst.iaas_calls",
-          value: during.total,
-          unit: "calls",
-          note: `until all were networked: ${formatCounts(during.by)}; ` +
-            `with the refill to ${BURST_POOL} free: ${countersDelta(k0, k2).total} calls, ` +
-            `${settled.total} NICs held`,
-        }),
-        figure({
-          name: "burst.spawn_floor",
-          value: floor / 1000,
-          unit: "s",
-          note: `${BURST} plugin processes at once with CNI_COMMAND=VERSION (start-up only)`,
-        }),
-        figure({
-          name: "burst.del_all",
-          value: delAll / 1000,
-          unit: "s",
-          note: `${BURST} DELs at once`,
-        }),
-      ];
-    } finally {
-      await cluster?.close();
-      await removeNamespaces(ctx.runner, pods);
+      delAll = performance.now() - d0;
     }
+    return {
+      all,
+      p50: summarize(done.map((d) => d.at)).p50,
+      timeline,
+      samples,
+      iaas: during.total,
+      iaasBy: during.by,
+      iaasWithRefill: countersDelta(k0, k2).total,
+      held: settled.total,
+      created,
+      ...(floor !== undefined ? { floor } : {}),
+      ...(delAll !== undefined ? { delAll } : {}),
+    };
+  } finally {
+    await cluster?.close();
+    await removeNamespaces(ctx.runner, pods);
+  }
+}
+
+export const hostnicBurst: Benchmark = {
+  name: "hostnic_burst",
+  description: "30 pods at once, PoolSize 3, L = 2 s, 5 runs: time until all are networked, NICs",
+  async run(ctx: BenchContext): Promise<Figure[]> {
+    const plugin = await installPlugin(ctx);
+    const runs: BurstRun[] = [];
+    for (let i = 0; i < BURST_RUNS; i++) {
+      ctx.signal.throwIfAborted();
+      ctx.log(
+        `hostnic_burst: run ${i + 1}/${BURST_RUNS}: ${BURST} ADDs at once, PoolSize ` +
+          `${BURST_POOL}, L = ${BURST_L} ms`,
+      );
+      runs.push(await burstRun(ctx, { run: i, plugin, scale: i === 0 }));
+    }
+    const inL = runs.map((r) => r.all / BURST_L);
+    const worst = runs[inL.indexOf(Math.max(...inL))];
+    const within = inL.filter((x) => x <= 2).length;
+    const maxHeld = Math.max(...runs.map((r) => r.held));
+    const first = runs[0];
+    return [
+      figure({
+        name: "burst.all_networked",
+        value: Math.max(...inL),
+        unit: "L",
+        target: { op: "<=", value: 2, of: "value" },
+        note: `worst of ${runs.length} runs (${within}/${runs.length} within 2 L): ${
+          inL.map((x) => x.toFixed(2)).join(" ")
+        } L, L = ${BURST_L / 1000} s; worst run: ${(worst.all / 1000).toFixed(2)} s, pods done ` +
+          `p50 ${(worst.p50 / 1000).toFixed(2)} s, NIC batches attached (size@time): ${
+            worst.timeline || "none logged"
+          }`,
+      }),
+      figure({
+        name: "burst.all_networked.s",
+        value: worst.all / 1000,
+        unit: "s",
+        note: `worst run, pool every 0.5 s (waiters/attaching/in use): ${worst.samples.join(", ")}`,
+      }),
+      figure({
+        name: "burst.nics_held",
+        value: maxHeld,
+        unit: "NICs",
+        target: { op: "<=", value: BURST + BURST_POOL, of: "value" },
+        note: `NICs the node held once all ${BURST} pods were networked and the pool refilled ` +
+          `(most of ${runs.length} runs; ${BURST} pods + poolHigh ${BURST_POOL} = ` +
+          `${BURST + BURST_POOL}): ${runs.map((r) => r.held).join(" ")}; created during the ` +
+          `burst (the ${BURST_POOL} free before it served the first pods): ${
+            runs.map((r) => r.created).join(" ")
+          }`,
+      }),
+      figure({
+        name: "burst.iaas_calls",
+        value: first.iaas,
+        unit: "calls",
+        note: `first run, until all were networked: ${formatCounts(first.iaasBy)}; ` +
+          `with the refill to ${BURST_POOL} free: ${first.iaasWithRefill} calls`,
+      }),
+      figure({
+        name: "burst.spawn_floor",
+        value: (first.floor ?? NaN) / 1000,
+        unit: "s",
+        note: `${BURST} plugin processes at once with CNI_COMMAND=VERSION (start-up only)`,
+      }),
+      figure({
+        name: "burst.del_all",
+        value: (first.delAll ?? NaN) / 1000,
+        unit: "s",
+        note: `${BURST} DELs at once`,
+      }),
+    ];
   },
 };

@@ -18,7 +18,7 @@ import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
 import { DEFAULTS } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
-import { pinoLogger } from "../lib/log_pino.ts";
+import { jsonLogger } from "../lib/log.ts";
 
 interface ControllerOptions {
   kubeconfig?: string;
@@ -82,7 +82,7 @@ async function run(o: ControllerOptions): Promise<number> {
   }
   const syncPeriodMs = seconds("--sync-period", o.syncPeriod);
   const cloudResyncMs = seconds("--cloud-resync", o.cloudResync);
-  const logger = pinoLogger(o.loglevel ?? "info", { component: "controller" });
+  const logger = jsonLogger(o.loglevel ?? "info", { base: { component: "controller" } });
 
   const { HttpIaasClient } = await import("../lib/iaas/client.ts");
   const { loadIaasConfig } = await import("../lib/iaas/config.ts");

@@ -25,7 +25,7 @@ import {
 import { startDaemon } from "../lib/daemon/daemon.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
-import { pinoLogger } from "../lib/log_pino.ts";
+import { jsonLogger } from "../lib/log.ts";
 
 interface StartOptions {
   vxnets?: string[];
@@ -83,7 +83,7 @@ async function start(o: StartOptions): Promise<number> {
   if (flags.poolSize !== undefined && Number.isNaN(flags.poolSize)) {
     throw new Error(`--PoolSize: must be a whole number from 0 to 63, got "${o.PoolSize}"`);
   }
-  const logger = pinoLogger(o.loglevel ?? "info", { component: "daemon" });
+  const logger = jsonLogger(o.loglevel ?? "info", { base: { component: "daemon" } });
   // defaults < config (the file if it exists, else with Kubernetes the ConfigMap through the API)
   // < flags. In the DaemonSet the file is the ConfigMap's mounted `hostnic` key.
   const configPath = o.config ?? DEFAULTS.configPath;

@@ -7,13 +7,22 @@
  *
  * `install` is what the DaemonSet's init container runs: it copies this binary (or `--source`) to
  * `<root><bin-dir>/hostnic` and then writes the network config (`--cni-config`, the `hostnic-cni`
- * key of ConfigMap `hostnic-cfg-cm`, or a default) to `<root><conf-dir>/<conf-name>`.
+ * key of ConfigMap `hostnic-cfg-cm`, or a default) to `<root><conf-dir>/<conf-name>`. Under
+ * `deno run` without `--source` the "binary" is a shim that runs this checkout with the fast
+ * plugin start-up (lib/install/shim.ts).
  * Exit codes: 0 done, 1 failure (nothing half-written), 2 usage.
  */
 import { type Command, CommanderError } from "commander";
 import { newProgram } from "../lib/cli.ts";
 import { errorMessage, HostnicError } from "../lib/errors.ts";
-import { install, INSTALL_DEFAULTS, type InstallOptions, uninstall } from "../lib/install/mod.ts";
+import {
+  install,
+  INSTALL_DEFAULTS,
+  type InstallOptions,
+  resolveLayout,
+  uninstall,
+} from "../lib/install/mod.ts";
+import type { ShimSpec } from "../lib/install/shim.ts";
 
 const enc = new TextEncoder();
 
@@ -76,18 +85,24 @@ export async function main(args: string[]): Promise<number> {
   const name = "hostnic install";
   const cmd = program(name)
     .description("install the hostnic CNI plugin binary and network config on this node")
-    .option("--source <path>", "binary to install (default: this executable)")
+    .option(
+      "--source <path>",
+      'binary to install (default: this executable; under "deno run", a shim for this checkout)',
+    )
     .option("--cni-config <file>", "network config to install (the hostnic-cni ConfigMap key)");
   const flags = parse<InstallFlags>(cmd, args);
   if (typeof flags === "number") return flags;
   return await guarded(name, async () => {
-    const source = flags.source ?? defaultSource();
+    let source: InstallOptions["source"] | undefined = flags.source ?? defaultSource();
+    let shim: ShimSpec | undefined;
     if (source === undefined) {
-      throw new HostnicError(
-        "INSTALL_FAILED",
-        'hostnic runs under "deno run", so this executable is the Deno runtime, not hostnic: ' +
-          "build the binary (deno task build) and pass --source dist/hostnic",
-      );
+      // Under `deno run` this executable is the Deno runtime: install a shim for this checkout
+      // (the flags are checked first: a bad one builds nothing).
+      resolveLayout(flags);
+      const { pluginShim } = await import("../lib/install/shim.ts");
+      const built = await pluginShim();
+      shim = built.spec;
+      source = { script: built.text };
     }
     const opts: InstallOptions = {
       root: flags.root,
@@ -100,6 +115,13 @@ export async function main(args: string[]): Promise<number> {
     const r = await install(opts);
     for (const t of r.staleRemoved) say(`removed leftover temp file ${t}`);
     say(`${r.binary.changed ? "installed" : "unchanged"} ${r.binary.path}`);
+    if (shim) {
+      say(
+        `  a shim for "deno run": CNI calls run ${shim.bundle} (built just now), other modes ` +
+          `${shim.main}; rerun install after changing the code, or build the binary ` +
+          "(deno task build) and pass --source dist/hostnic",
+      );
+    }
     say(
       `${r.config.changed ? "installed" : "unchanged"} ${r.config.path} (plugins: ${
         r.config.plugins.join(", ")

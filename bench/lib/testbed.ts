@@ -15,9 +15,11 @@ import { inNetns, netnsPath } from "../../lib/linux/exec.ts";
 import { type CniCallResult, cniEnv, hostnicPluginArgv, timeCniCall } from "../baseline_cni.ts";
 import type { BenchContext } from "./context.ts";
 import { parseMetrics, type Sample } from "./prom.ts";
+import type { InstalledPlugin } from "./plugin.ts";
 import { readComm } from "./procfs.ts";
 
 export { type Counters, countersDelta, formatCounts, type LogEvent, logEvents } from "./observe.ts";
+export { type InstalledPlugin, installPlugin } from "./plugin.ts";
 
 export type { Cluster, ClusterNode };
 
@@ -40,6 +42,49 @@ export async function startCluster(
   } finally {
     for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
   }
+}
+
+const MANIFEST = new URL("../../deploy/hostnic.yaml", import.meta.url).pathname;
+
+const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
+
+/**
+ * The daemon's environment on a node, for a daemon the testbed runs with `deno run`: the literal
+ * environment of the DaemonSet's container (`daemonSetEnv`) plus, as `DENO_V8_FLAGS`, the V8
+ * flags `deno task build` compiles into the binary the DaemonSet's image runs.
+ */
+export async function nodeDaemonEnv(): Promise<Record<string, string>> {
+  const env = await daemonSetEnv();
+  const tasks = (JSON.parse(await Deno.readTextFile(DENO_JSON)) as { tasks?: { build?: string } })
+    .tasks;
+  const flags = /--v8-flags=(\S+)/.exec(tasks?.build ?? "")?.[1];
+  if (flags) env.DENO_V8_FLAGS = [env.DENO_V8_FLAGS, flags].filter(Boolean).join(",");
+  return env;
+}
+
+/**
+ * The literal environment (`value:`, not `valueFrom:`) of the DaemonSet's `hostnic-node`
+ * container in deploy/hostnic.yaml (allocator settings).
+ */
+export async function daemonSetEnv(manifest = MANIFEST): Promise<Record<string, string>> {
+  const { parseAllDocuments } = await import("yaml");
+  const docs = parseAllDocuments(await Deno.readTextFile(manifest)).map((d) => d.toJS());
+  type Container = { name?: string; env?: { name?: string; value?: unknown }[] };
+  const ds = docs.find((d) =>
+    d?.kind === "DaemonSet" &&
+    (d.spec?.template?.spec?.containers as Container[] | undefined)?.some((c) =>
+      c.name === "hostnic-node"
+    )
+  );
+  const c = (ds?.spec.template.spec.containers as Container[] | undefined)?.find((c) =>
+    c.name === "hostnic-node"
+  );
+  if (!c) throw new Error(`No DaemonSet container "hostnic-node" in ${manifest}`);
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.name && typeof e.value === "string") env[e.name] = e.value;
+  }
+  return env;
 }
 
 /** glibc serves allocations of 64 KiB and more from mmap (returned to the kernel when freed). */
@@ -65,18 +110,15 @@ export function noIpCooldown(): { ipCooldown?: number } {
   return poolSchema.safeParse({ ipCooldown: 0 }).success ? { ipCooldown: 0 } : {};
 }
 
-/** How the plugin is started: the plain `deno run -A main.ts`, or with the node_modules check off. */
-export type PluginVariant = "default" | "nm_manual";
-
 /**
- * The variant the pool, burst and churn benchmarks use: `--node-modules-dir=manual`, the start-up
- * a `deno run` plugin shim should have (docs/benchmarks.md, "Plugin start-up"); `hostnic_cni`
- * times both.
+ * How the plugin is started: the plain `deno run -A main.ts`, the same with the node_modules
+ * check off, or the shim `hostnic install` writes (`installPlugin`: what a node runs).
  */
-export const PLUGIN: PluginVariant = "nm_manual";
+export type PluginVariant = "default" | "nm_manual" | InstalledPlugin;
 
 /** argv of hostnic's plugin inside the node namespace. */
 export function pluginArgv(node: ClusterNode, variant: PluginVariant = "default"): string[] {
+  if (typeof variant === "object") return inNetns([variant.shim], node.netns);
   const [deno, ...rest] = hostnicPluginArgv();
   const argv = variant === "nm_manual"
     ? [deno, rest[0], rest[1], "--node-modules-dir=manual", ...rest.slice(2)]

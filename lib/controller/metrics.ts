@@ -1,91 +1,100 @@
 /**
- * Prometheus metrics of the controller (prom-client, one registry per controller), served on
+ * Prometheus metrics of the controller (lib/daemon/prom.ts, one registry per controller), served on
  * `--manageAddr` at `/metrics`: reconciles by result, VIPs allocated/released, IaaS calls, pool
  * utilization computed from the IPAMBlocks, leadership.
  */
-import client from "prom-client";
+import { collectProcessMetrics, Counter, Gauge, Registry } from "../daemon/prom.ts";
 import type { BlockStats } from "../ipam/mod.ts";
 import type { ReconcileObserver } from "./vpool.ts";
 
 export interface ControllerMetrics {
-  registry: client.Registry;
-  reconciles: client.Counter<"result">;
-  vipsAllocated: client.Counter<"vxnet">;
-  vipsReleased: client.Counter<"vxnet">;
-  iaasCalls: client.Counter<"action" | "outcome">;
-  poolAddresses: client.Gauge<"pool" | "state">;
-  poolUtilization: client.Gauge<"pool">;
-  poolBlocks: client.Gauge<"pool">;
-  leader: client.Gauge;
-  autoAssigned: client.Counter;
-  namespacesWithoutBlock: client.Gauge;
+  registry: Registry;
+  reconciles: Counter<"result">;
+  vipsAllocated: Counter<"vxnet">;
+  vipsReleased: Counter<"vxnet">;
+  iaasCalls: Counter<"action" | "outcome">;
+  poolAddresses: Gauge<"pool" | "state">;
+  poolUtilization: Gauge<"pool">;
+  poolBlocks: Gauge<"pool">;
+  leader: Gauge;
+  autoAssigned: Counter;
+  namespacesWithoutBlock: Gauge;
   observer: ReconcileObserver;
 }
 
 export function createControllerMetrics(): ControllerMetrics {
-  const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: "hostnic_controller_" });
-  const registers = [registry];
+  const registry = new Registry();
+  collectProcessMetrics(registry, "hostnic_controller_");
   const m = {
     registry,
-    reconciles: new client.Counter({
-      name: "hostnic_controller_reconciles_total",
-      help: "v-pool reconcile passes by result (ready, not_ready, absent, error)",
-      labelNames: ["result"],
-      registers,
-    }),
-    vipsAllocated: new client.Counter({
-      name: "hostnic_controller_vips_allocated_total",
-      help: "VIPs allocated (AllocateVips) by vxnet",
-      labelNames: ["vxnet"],
-      registers,
-    }),
-    vipsReleased: new client.Counter({
-      name: "hostnic_controller_vips_released_total",
-      help: "VIPs released (ReleaseVips) by vxnet, when a vxnet leaves v-pool",
-      labelNames: ["vxnet"],
-      registers,
-    }),
-    iaasCalls: new client.Counter({
-      name: "hostnic_controller_iaas_calls_total",
-      help: "QingCloud API call attempts by action and outcome (ok, error, transport)",
-      labelNames: ["action", "outcome"],
-      registers,
-    }),
-    poolAddresses: new client.Gauge({
-      name: "hostnic_controller_pool_addresses",
-      help:
-        "Addresses of each IPPool's blocks by state (allocated, free, reserved; cooling ⊂ free)",
-      labelNames: ["pool", "state"],
-      registers,
-    }),
-    poolUtilization: new client.Gauge({
-      name: "hostnic_controller_pool_utilization_ratio",
-      help: "allocated / (allocated + free) over each IPPool's blocks",
-      labelNames: ["pool"],
-      registers,
-    }),
-    poolBlocks: new client.Gauge({
-      name: "hostnic_controller_pool_blocks",
-      help: "IPAMBlocks of each IPPool",
-      labelNames: ["pool"],
-      registers,
-    }),
-    leader: new client.Gauge({
-      name: "hostnic_controller_leader",
-      help: "1 while this replica holds the leader Lease",
-      registers,
-    }),
-    namespacesWithoutBlock: new client.Gauge({
-      name: "hostnic_controller_namespaces_without_block",
-      help: "Namespaces auto-assign found no free block for (last pass)",
-      registers,
-    }),
-    autoAssigned: new client.Counter({
-      name: "hostnic_controller_auto_assignments_total",
-      help: "Blocks assigned to namespaces (and namespaces dropped) by subnet auto-assign",
-      registers,
-    }),
+    reconciles: registry.register(
+      new Counter({
+        name: "hostnic_controller_reconciles_total",
+        help: "v-pool reconcile passes by result (ready, not_ready, absent, error)",
+        labelNames: ["result"],
+      }),
+    ),
+    vipsAllocated: registry.register(
+      new Counter({
+        name: "hostnic_controller_vips_allocated_total",
+        help: "VIPs allocated (AllocateVips) by vxnet",
+        labelNames: ["vxnet"],
+      }),
+    ),
+    vipsReleased: registry.register(
+      new Counter({
+        name: "hostnic_controller_vips_released_total",
+        help: "VIPs released (ReleaseVips) by vxnet, when a vxnet leaves v-pool",
+        labelNames: ["vxnet"],
+      }),
+    ),
+    iaasCalls: registry.register(
+      new Counter({
+        name: "hostnic_controller_iaas_calls_total",
+        help: "QingCloud API call attempts by action and outcome (ok, error, transport)",
+        labelNames: ["action", "outcome"],
+      }),
+    ),
+    poolAddresses: registry.register(
+      new Gauge({
+        name: "hostnic_controller_pool_addresses",
+        help:
+          "Addresses of each IPPool's blocks by state (allocated, free, reserved; cooling ⊂ free)",
+        labelNames: ["pool", "state"],
+      }),
+    ),
+    poolUtilization: registry.register(
+      new Gauge({
+        name: "hostnic_controller_pool_utilization_ratio",
+        help: "allocated / (allocated + free) over each IPPool's blocks",
+        labelNames: ["pool"],
+      }),
+    ),
+    poolBlocks: registry.register(
+      new Gauge({
+        name: "hostnic_controller_pool_blocks",
+        help: "IPAMBlocks of each IPPool",
+        labelNames: ["pool"],
+      }),
+    ),
+    leader: registry.register(
+      new Gauge({
+        name: "hostnic_controller_leader",
+        help: "1 while this replica holds the leader Lease",
+      }),
+    ),
+    namespacesWithoutBlock: registry.register(
+      new Gauge({
+        name: "hostnic_controller_namespaces_without_block",
+        help: "Namespaces auto-assign found no free block for (last pass)",
+      }),
+    ),
+    autoAssigned: registry.register(
+      new Counter({
+        name: "hostnic_controller_auto_assignments_total",
+        help: "Blocks assigned to namespaces (and namespaces dropped) by subnet auto-assign",
+      }),
+    ),
   };
   const observer: ReconcileObserver = {
     vipsAllocated: (vxnet, n) => m.vipsAllocated.inc({ vxnet }, n),

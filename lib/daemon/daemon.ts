@@ -14,6 +14,7 @@ import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
 import { IaasError, isRetryable } from "../iaas/errors.ts";
 import { CommandRunner, type Runner } from "../linux/exec.ts";
+import { RealProcSys } from "../linux/sysctl.ts";
 import {
   DatapathSetupError,
   DatapathTeardownError,
@@ -142,13 +143,22 @@ function causeOf(err: unknown): unknown {
   return e;
 }
 
+/** The program a command runs: `ip` for `/usr/sbin/ip …` and `nsenter --net=… -- ip …`. */
+export function programOf(argv: readonly string[]): string {
+  const sep = argv[0]?.endsWith("nsenter") ? argv.indexOf("--") : -1;
+  const prog = sep >= 0 ? argv[sep + 1] ?? argv[0] : argv[0] ?? "";
+  return prog.slice(prog.lastIndexOf("/") + 1);
+}
+
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const cfg = o.config;
   const logger = o.logger;
-  const runner = o.runner ?? new CommandRunner();
   const iaasConfig = await loadIaasConfig(cfg.qyAccessFilePath);
   const instanceId = await readInstanceId(cfg);
   const metrics = createMetrics(cfg.nodeName ?? instanceId);
+  const runner = o.runner ?? new CommandRunner({
+    onSpawn: (argv) => metrics.commands.inc({ program: programOf(argv) }),
+  });
   const iaas = new HttpIaasClient({
     config: iaasConfig,
     rateLimit: { perSecond: cfg.iaas.callsPerSecond, burst: cfg.iaas.burst },
@@ -195,7 +205,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     }
     const store: Store = await openLevelStore({ dir: `${cfg.stateDir}/store`, logger });
     cleanups.push(() => store.close());
-    const linux = { runner, logger };
+    // The daemon's own namespace is the node's: its sysctls go to /proc/sys without a spawn
+    // (not with an injected runner, whose commands may target another namespace).
+    const linux = { runner, logger, ...(o.runner ? {} : { procSys: new RealProcSys() }) };
     const datapath = new LinuxPodDatapath(linux, { nodeIp: facts.nodeIp });
     const settings: CniSettings = {
       vethPrefix: cfg.cni.vethPrefix,

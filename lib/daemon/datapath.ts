@@ -10,6 +10,8 @@ import { errorMessage } from "../errors.ts";
 import {
   checkPod,
   type LinuxDeps,
+  NameLocks,
+  NodeState,
   type PodSpec,
   type PodTeardownSpec,
   readNsState,
@@ -31,11 +33,17 @@ export class LinuxPodDatapath implements PodDatapath {
   readonly #deps: LinuxDeps;
   readonly #opts: LinuxDatapathOptions;
   /**
-   * Teardowns run one at a time: releasing a NIC renames its link back to the name it was
-   * attached under, and two NICs may remember the same name (the kernel reuses a name once the
-   * first NIC was renamed), so two concurrent releases could both pick it.
+   * Teardowns of different pods run in parallel; only those that give a NIC back the same name
+   * take turns. Releasing a NIC renames its link back to the name it was attached under, and two
+   * NICs may remember the same name (the kernel reuses a name once the first NIC was renamed), so
+   * two concurrent releases could both pick it (lib/linux/name_locks.ts).
    */
-  #teardowns: Promise<unknown> = Promise.resolve();
+  readonly #names = new NameLocks();
+  /**
+   * The node as the last batch left it: ADD and DEL plan from it instead of reading the node
+   * first (one spawn less each); every node batch reads it back (lib/linux/node_state.ts).
+   */
+  readonly #state = new NodeState();
 
   constructor(deps: LinuxDeps, opts: LinuxDatapathOptions = {}) {
     this.#deps = deps;
@@ -43,7 +51,7 @@ export class LinuxPodDatapath implements PodDatapath {
   }
 
   async setup(p: DatapathPod): Promise<DatapathResult> {
-    return await setupPod(this.#deps, this.spec(p), this.#node());
+    return await setupPod(this.#deps, this.spec(p), { ...this.#node(), state: this.#state });
   }
 
   async teardown(p: DatapathPod): Promise<void> {
@@ -62,9 +70,11 @@ export class LinuxPodDatapath implements PodDatapath {
       nicMac: p.nicId,
       vethPrefix: p.settings.vethPrefix,
     };
-    const run = this.#teardowns.then(() => teardownPod(this.#deps, spec, this.#node()));
-    this.#teardowns = run.catch(() => {});
-    await run;
+    await teardownPod(this.#deps, spec, {
+      ...this.#node(),
+      names: this.#names,
+      state: this.#state,
+    });
   }
 
   check(p: DatapathPod): Promise<string[]> {
@@ -92,11 +102,16 @@ export class LinuxPodDatapath implements PodDatapath {
   async setupGatewayNic(
     g: { nicId: string; ip: string; cidr: string; gateway: string },
   ): Promise<void> {
-    await setupGatewayNic(this.#deps, {
-      nicMac: g.nicId,
-      ip: g.ip,
-      vxnet: { cidr: g.cidr, gateway: g.gateway },
-    }, this.#node());
+    // Changes the node without reading it back: the kept reading goes.
+    try {
+      await setupGatewayNic(this.#deps, {
+        nicMac: g.nicId,
+        ip: g.ip,
+        vxnet: { cidr: g.cidr, gateway: g.gateway },
+      }, this.#node());
+    } finally {
+      this.#state.invalidate();
+    }
   }
 
   /** The lib/linux spec of an allocation. */

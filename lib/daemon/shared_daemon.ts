@@ -7,7 +7,7 @@
  * gone are released, records whose kernel state was lost (a reboot) are set up again (NIC plumbing
  * first), `allocating` records of ADDs that crashed are released once their pod is gone.
  */
-import client from "prom-client";
+import { Gauge, type Registry } from "./prom.ts";
 import type { Ipam, IpamCounters } from "../ipam/mod.ts";
 import { blockStats } from "../ipam/mod.ts";
 import type { KubeIpamStores } from "../ipam/kube_store.ts";
@@ -35,7 +35,7 @@ export interface SharedModeOptions {
   logger: Logger;
   nodeName: string;
   settings: CniSettings;
-  registry: client.Registry;
+  registry: Registry;
   livePods: () => ReadonlySet<string> | undefined;
   freePeriodMs: number;
   graceMs: number;
@@ -103,86 +103,93 @@ export async function startSharedMode(o: SharedModeOptions): Promise<SharedMode>
 }
 
 function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCollector): void {
-  const reg = [o.registry];
   const c = o.counters;
-  new client.Gauge({
-    name: "hostnic_ipam_cas_conflicts",
-    help: "IPAM compare-and-swap writes refused because the object changed (since start)",
-    registers: reg,
-    collect() {
-      this.set(c.conflicts);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_ipam_cas_retries",
-    help: "IPAM operations repeated after a conflict (since start)",
-    registers: reg,
-    collect() {
-      this.set(c.retries);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_ipam_retries_exhausted",
-    help: "IPAM operations that gave up after their bounded retries (since start)",
-    registers: reg,
-    collect() {
-      this.set(c.exhaustedRetries);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_ipam_operations",
-    help: "IPAM allocations, releases, block claims and borrows by this node (since start)",
-    labelNames: ["op"],
-    registers: reg,
-    collect() {
-      this.set({ op: "allocate" }, c.allocations);
-      this.set({ op: "release" }, c.releases);
-      this.set({ op: "claim" }, c.claims);
-      this.set({ op: "borrow" }, c.borrows);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_shared_allocations",
-    help: "Shared-mode pod attachments on this node",
-    registers: reg,
-    collect() {
-      this.set(svc.records().length);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_shared_gc_candidates",
-    help: "Allocations the last shared-mode GC pass found to release",
-    registers: reg,
-    collect() {
-      this.set(gc.lastCandidates);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_shared_gc_reclaimed",
-    help: "Addresses released by shared-mode GC (since start)",
-    registers: reg,
-    collect() {
-      this.set(gc.reclaimed);
-    },
-  });
-  new client.Gauge({
-    name: "hostnic_ipam_block_utilization",
-    help: "Allocated share of the usable addresses of the blocks affine to this node, by pool",
-    labelNames: ["pool"],
-    registers: reg,
-    async collect() {
-      this.reset();
-      const per = new Map<string, { used: number; usable: number }>();
-      const blocks = await o.stores.blocks.list().catch(() => []);
-      for (const b of blocks) {
-        if (b.spec.affinity !== `host:${o.nodeName}`) continue;
-        const s = blockStats(b.spec, { now: Date.now(), cooldownMs: 0 });
-        const p = per.get(b.spec.pool) ?? { used: 0, usable: 0 };
-        p.used += s.allocated;
-        p.usable += s.allocated + s.free;
-        per.set(b.spec.pool, p);
-      }
-      for (const [pool, p] of per) this.set({ pool }, p.usable ? p.used / p.usable : 0);
-    },
-  });
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_ipam_cas_conflicts",
+      help: "IPAM compare-and-swap writes refused because the object changed (since start)",
+      collect: (g) => {
+        g.set(c.conflicts);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_ipam_cas_retries",
+      help: "IPAM operations repeated after a conflict (since start)",
+      collect: (g) => {
+        g.set(c.retries);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_ipam_retries_exhausted",
+      help: "IPAM operations that gave up after their bounded retries (since start)",
+      collect: (g) => {
+        g.set(c.exhaustedRetries);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_ipam_operations",
+      help: "IPAM allocations, releases, block claims and borrows by this node (since start)",
+      labelNames: ["op"],
+      collect: (g) => {
+        g.set({ op: "allocate" }, c.allocations);
+        g.set({ op: "release" }, c.releases);
+        g.set({ op: "claim" }, c.claims);
+        g.set({ op: "borrow" }, c.borrows);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_shared_allocations",
+      help: "Shared-mode pod attachments on this node",
+      collect: (g) => {
+        g.set(svc.records().length);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_shared_gc_candidates",
+      help: "Allocations the last shared-mode GC pass found to release",
+      collect: (g) => {
+        g.set(gc.lastCandidates);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_shared_gc_reclaimed",
+      help: "Addresses released by shared-mode GC (since start)",
+      collect: (g) => {
+        g.set(gc.reclaimed);
+      },
+    }),
+  );
+  o.registry.register(
+    new Gauge({
+      name: "hostnic_ipam_block_utilization",
+      help: "Allocated share of the usable addresses of the blocks affine to this node, by pool",
+      labelNames: ["pool"],
+      collect: async (g) => {
+        g.reset();
+        const per = new Map<string, { used: number; usable: number }>();
+        const blocks = await o.stores.blocks.list().catch(() => []);
+        for (const b of blocks) {
+          if (b.spec.affinity !== `host:${o.nodeName}`) continue;
+          const s = blockStats(b.spec, { now: Date.now(), cooldownMs: 0 });
+          const p = per.get(b.spec.pool) ?? { used: 0, usable: 0 };
+          p.used += s.allocated;
+          p.usable += s.allocated + s.free;
+          per.set(b.spec.pool, p);
+        }
+        for (const [pool, p] of per) g.set({ pool }, p.usable ? p.used / p.usable : 0);
+      },
+    }),
+  );
 }

@@ -44,8 +44,8 @@ export interface Layout {
 }
 
 export interface InstallOptions extends Layout {
-  /** The hostnic binary to copy. */
-  source: string;
+  /** The hostnic binary to copy, or the text of a plugin shim (`deno run`, see shim.ts). */
+  source: string | { script: string };
   /** A CNI config file (the `hostnic-cni` ConfigMap key); default config when absent. */
   cniConfig?: string;
 }
@@ -154,7 +154,7 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
   const layout = resolveLayout(opts);
   await requireDir("--root", opts.root);
   const config = await loadConfig(opts);
-  await checkSource(opts.source);
+  if (typeof opts.source === "string") await checkSource(opts.source);
   const configBytes = new TextEncoder().encode(config.text);
 
   await ensureDir(layout.binDir);
@@ -164,7 +164,9 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
     ...await removeStaleTemps(layout.confDir, layout.confName),
   ];
 
-  const src = { copyFrom: opts.source };
+  const src = typeof opts.source === "string"
+    ? { copyFrom: opts.source }
+    : new TextEncoder().encode(opts.source.script);
   let binaryChanged = false;
   if (!await sameFile(layout.binary, src, BINARY_MODE)) {
     try {

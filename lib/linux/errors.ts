@@ -118,7 +118,8 @@ export interface BatchFailure {
  * first failure, so lines before it were applied and lines after it were not.
  */
 export function parseBatchFailure(stderr: string): BatchFailure | undefined {
-  const m = /^Command failed -:(\d+)\s*$/m.exec(stderr);
+  // `-` when the script came on stdin, its file's path when it came as a file (CommandRunner).
+  const m = /^Command failed \S+:(\d+)\s*$/m.exec(stderr);
   if (!m) return undefined;
   const message = stderr.slice(0, m.index).trim().split("\n").filter(Boolean).join("; ");
   return { line: Number(m[1]), message };

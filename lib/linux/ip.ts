@@ -359,15 +359,36 @@ export async function runIpBatch(
   });
 }
 
+/**
+ * Runs `lines`, then reads the namespace back in the same `ip` process (`STATE_SCRIPT` appended,
+ * `ip -4 -json -d`): the state right after the batch, without a spawn of its own. Throws the
+ * `ExecError` of the first failing line, as `runIpBatch` (then nothing was read).
+ */
+export async function runIpBatchReading(
+  deps: IpDeps,
+  lines: readonly string[],
+  opts: BatchOptions,
+): Promise<NsState> {
+  const { stdout } = await deps.runner.run(["ip", "-4", "-json", "-d", "-batch", "-"], {
+    netns: opts.netns,
+    stdin: (lines.length ? lines.join("\n") + "\n" : "") + STATE_SCRIPT,
+  });
+  return parseNsState(stdout);
+}
+
 /** Outcome of a forgiving run: failures that were not "not found", and whether the netns exists. */
 export interface ForgivingOptions extends BatchOptions {
   /** Also skip lines failing with "File exists" (undo lines that re-add what a setup removed). */
   forgiveExisting?: boolean;
+  /** Read the namespace back at the end of the last run (`runIpBatchReading`). */
+  read?: boolean;
 }
 
 export interface ForgivingResult {
   failures: string[];
   netnsMissing: boolean;
+  /** With `read`: the state after the last line, when the last run got to read it. */
+  state?: NsState;
 }
 
 /**
@@ -383,10 +404,16 @@ export async function runIpBatchForgiving(
   const failures: string[] = [];
   let rest = [...lines];
   let oneByOne = false;
+  let state: NsState | undefined;
   while (rest.length > 0) {
     const chunk = oneByOne ? rest.slice(0, 1) : rest;
     try {
-      await runIpBatch(deps, chunk, opts);
+      // Only a run that takes the remaining lines to their end reads the state back.
+      if (opts.read && chunk.length === rest.length) {
+        state = await runIpBatchReading(deps, chunk, opts);
+      } else {
+        await runIpBatch(deps, chunk, opts);
+      }
       rest = rest.slice(chunk.length);
       continue;
     } catch (err) {
@@ -407,5 +434,5 @@ export async function runIpBatchForgiving(
       rest = rest.slice(failed.line);
     }
   }
-  return { failures, netnsMissing: false };
+  return { failures, netnsMissing: false, ...(state ? { state } : {}) };
 }

@@ -47,9 +47,11 @@ export { readNsState, runIpBatch, runIpBatchForgiving } from "./ip.ts";
 export type { AddrSpec, LinkState, NeighSpec, NsState, RouteSpec, RuleSpec } from "./ip.ts";
 export { deleteIptables, ensureIptables, parseIptablesSave } from "./iptables.ts";
 export type { ChainSpec, JumpSpec, TableSpec } from "./iptables.ts";
-export { writeSysctls } from "./sysctl.ts";
+export { type ProcSys, RealProcSys, writeSysctls } from "./sysctl.ts";
 export type { SysctlValues } from "./sysctl.ts";
-export { applyPlan, formatPlan, runTeardownPlan } from "./plan.ts";
+export { applyPlan, formatPlan, planClaims, runTeardownPlan } from "./plan.ts";
+export { type NameClaim, NameLocks } from "./name_locks.ts";
+export { NodeState } from "./node_state.ts";
 export type { LinuxDeps, Plan, PlanStep } from "./plan.ts";
 export type {
   NodeOptions,

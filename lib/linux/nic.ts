@@ -143,7 +143,7 @@ export function nicReleaseOps(table: number, node: NsState): IpOp[] {
     if (link.alias && link.alias !== name) {
       // If udev gave the old name to another link meanwhile, fall back to a MAC-derived one.
       const target = linkByName(node, link.alias) ? fallbackNicName(link.mac ?? "") : link.alias;
-      ops.push({ line: `link set dev ${name} name ${target} alias ""` });
+      ops.push({ line: `link set dev ${name} name ${target} alias ""`, claims: target });
     }
   }
   return ops;

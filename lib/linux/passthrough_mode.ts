@@ -242,6 +242,7 @@ export function planPassthroughPodTeardown(
       {
         line: `link set dev ${spec.ifName} netns ${nodeNetnsRef(opts.nodeNetns)} name ${name} ` +
           `alias ""`,
+        claims: name,
       },
     ],
   }];
@@ -261,7 +262,7 @@ export function planPassthroughNodeTeardown(spec: PodTeardownSpec, node: NsState
   if (nic?.alias && nic.alias !== nic.name) {
     const target = linkByName(node, nic.alias) ? fallbackNicName(nic.mac ?? "") : nic.alias;
     if (nic.up) ops.push({ line: `link set dev ${nic.name} down` });
-    ops.push({ line: `link set dev ${nic.name} name ${target} alias ""` });
+    ops.push({ line: `link set dev ${nic.name} name ${target} alias ""`, claims: target });
   }
   return ops;
 }

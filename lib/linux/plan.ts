@@ -10,6 +10,9 @@
  * "not found" is success, a missing namespace skips its steps, and real failures are collected.
  *
  * Sysctl writes are never undone: they are node-wide knobs that are safe to leave set.
+ *
+ * With a `NodeState` (the daemon's), the node's ip steps read the node back at their end in the
+ * same process and keep that reading for the next plan; a failure drops it (node_state.ts).
  */
 import { type Logger, nullLogger } from "../log.ts";
 import { ExecError, type Runner } from "./exec.ts";
@@ -21,13 +24,22 @@ import {
   NetnsNotFoundError,
   parseBatchFailure,
 } from "./errors.ts";
-import { runIpBatch, runIpBatchForgiving } from "./ip.ts";
-import { type SysctlValues, writeSysctls } from "./sysctl.ts";
+import {
+  type NsState,
+  readNsState,
+  runIpBatch,
+  runIpBatchForgiving,
+  runIpBatchReading,
+} from "./ip.ts";
+import type { NodeState } from "./node_state.ts";
+import { type ProcSys, type SysctlValues, writeSysctls } from "./sysctl.ts";
 
 /** Side effects of the datapath. */
 export interface LinuxDeps {
   runner: Runner;
   logger?: Logger;
+  /** Sysctls of this process's own namespace without a spawn (absent: `sysctl -w`). */
+  procSys?: ProcSys;
 }
 
 /** Which namespace a step targets: the node's (hostnic's own, or a named test namespace) or the pod's. */
@@ -43,6 +55,21 @@ export interface UndoSpec {
 export interface IpOp {
   line: string;
   undo?: UndoSpec;
+  /**
+   * The name this op gives a link in the node's namespace (a released NIC's old name). Teardowns
+   * that claim the same name run one after the other (`NodeOptions.names`).
+   */
+  claims?: string;
+}
+
+/** Node link names a plan gives out (see `IpOp.claims`), sorted, each once. */
+export function planClaims(plan: Plan): string[] {
+  const names = new Set<string>();
+  for (const s of plan.steps) {
+    if (s.kind !== "ip") continue;
+    for (const o of s.ops) if (o.claims !== undefined) names.add(o.claims);
+  }
+  return [...names].sort();
 }
 
 export interface IpStep {
@@ -101,9 +128,14 @@ function undoBatches(specs: UndoSpec[]): UndoSpec[] {
  * namespace it needed does not exist, else `DatapathSetupError` (its cause is the failing
  * `ExecError`). Spawns: one per non-empty step.
  */
-export async function applyPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
+export async function applyPlan(
+  deps: LinuxDeps,
+  plan: Plan,
+  opts: { state?: NodeState } = {},
+): Promise<{ node?: NsState }> {
   const logger = deps.logger ?? nullLogger;
   const applied: UndoSpec[] = [];
+  let node: NsState | undefined;
   try {
     for (const step of plan.steps) {
       if (step.kind === "sysctl") {
@@ -111,7 +143,14 @@ export async function applyPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
         continue;
       }
       try {
-        await runIpBatch(deps, step.ops.map((o) => o.line), { netns: step.netns });
+        const lines = step.ops.map((o) => o.line);
+        if (opts.state && step.role === "node" && lines.length > 0) {
+          const ticket = opts.state.begin();
+          node = await runIpBatchReading(deps, lines, { netns: step.netns });
+          opts.state.record(ticket, node);
+        } else {
+          await runIpBatch(deps, lines, { netns: step.netns });
+        }
         for (const op of step.ops) if (op.undo) applied.push(op.undo);
       } catch (err) {
         // Lines before the failing one were applied. When ip does not say which line failed
@@ -124,11 +163,13 @@ export async function applyPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
     }
   } catch (err) {
     await revert(deps, applied, plan.what, logger);
+    opts.state?.invalidate();
     if (classifyError(err) === "netns-missing") {
       throw new NetnsNotFoundError(missingNetnsOf(err) ?? "(unknown)", { cause: err });
     }
     throw new DatapathSetupError(plan.what, err);
   }
+  return node ? { node } : {};
 }
 
 async function revert(deps: LinuxDeps, applied: UndoSpec[], what: string, logger: Logger) {
@@ -148,14 +189,39 @@ async function revert(deps: LinuxDeps, applied: UndoSpec[], what: string, logger
 /**
  * Runs a teardown plan: every step runs even if an earlier one failed; "not found" and missing
  * namespaces are success; anything else is reported at the end as `DatapathTeardownError`.
+ * With a `NodeState`, returns the node's state after its step (when the step got to read it).
  */
-export async function runTeardownPlan(deps: LinuxDeps, plan: Plan): Promise<void> {
+export async function runTeardownPlan(
+  deps: LinuxDeps,
+  plan: Plan,
+  opts: { state?: NodeState } = {},
+): Promise<{ node?: NsState }> {
   const failures: string[] = [];
+  let node: NsState | undefined;
+  let unread = false;
   for (const step of plan.steps) {
     if (step.kind === "sysctl") continue;
-    if (step.ops.length === 0) continue;
-    const res = await runIpBatchForgiving(deps, step.ops.map((o) => o.line), { netns: step.netns });
+    const read = opts.state !== undefined && step.role === "node";
+    // Even with nothing to delete there, the node is read back: the plan may come from a kept
+    // reading that missed what there is (the caller checks the reading).
+    if (step.ops.length === 0 && !read) continue;
+    const ticket = read ? opts.state!.begin() : 0;
+    const res = step.ops.length === 0
+      ? { failures: [], state: await readNsState(deps, step.netns) }
+      : await runIpBatchForgiving(deps, step.ops.map((o) => o.line), {
+        netns: step.netns,
+        read,
+      });
+    if (read && res.state) {
+      node = res.state;
+      opts.state!.record(ticket, res.state);
+    } else if (read) {
+      unread = true;
+    }
     failures.push(...res.failures.map((f) => `${step.role}: ${f}`));
   }
+  // A step that changed the node without reading it back leaves the kept reading stale.
+  if (failures.length > 0 || unread) opts.state?.invalidate();
   if (failures.length > 0) throw new DatapathTeardownError(plan.what, failures);
+  return node ? { node } : {};
 }

@@ -21,7 +21,7 @@ import {
   planPassthroughPodTeardown,
   planPassthroughSetup,
 } from "./passthrough_mode.ts";
-import { applyPlan, type LinuxDeps, type Plan, runTeardownPlan } from "./plan.ts";
+import { applyPlan, type LinuxDeps, type Plan, planClaims, runTeardownPlan } from "./plan.ts";
 import {
   planSharedNicSetup,
   planSharedNicTeardown,
@@ -47,13 +47,29 @@ async function readPod(deps: LinuxDeps, netns: string): Promise<NsState> {
   }
 }
 
+/** A fresh reading of the node, kept in `opts.state` when there is one. */
+async function readNode(deps: LinuxDeps, opts: NodeOptions): Promise<NsState> {
+  const ticket = opts.state?.begin() ?? 0;
+  const node = await readNsState(deps, opts.nodeNetns);
+  opts.state?.record(ticket, node);
+  return node;
+}
+
 /** Reads the state the mode's planner needs and returns the setup plan (a dry run). */
 export async function planPodSetup(
   deps: LinuxDeps,
   spec: PodSpec,
   opts: NodeOptions = {},
 ): Promise<Plan> {
-  const node = await readNsState(deps, opts.nodeNetns);
+  return await planSetupFrom(deps, spec, opts, await readNode(deps, opts));
+}
+
+async function planSetupFrom(
+  deps: LinuxDeps,
+  spec: PodSpec,
+  opts: NodeOptions,
+  node: NsState,
+): Promise<Plan> {
   switch (spec.mode) {
     case "nic":
       return planNicPodSetup(spec, node, opts);
@@ -73,7 +89,24 @@ export async function setupPod(
   spec: PodSpec,
   opts: NodeOptions = {},
 ): Promise<PodSetupResult> {
-  await applyPlan(deps, await planPodSetup(deps, spec, opts));
+  const kept = opts.state?.current();
+  if (kept && opts.state) {
+    // Plan from the reading the last batch left (no read spawn). The batch reads the node back:
+    // if that shows less than the pod needs, the plan trusted a stale reading (an ensure step
+    // skipped for an object that was gone), and so does a plan that fails or cannot be made
+    // (the NIC's link is newer than the reading): then once more from a fresh read.
+    try {
+      const { node } = await applyPlan(deps, await planSetupFrom(deps, spec, opts, kept), opts);
+      if (node && diffDesired(podDesired(spec).node, node, "node").length === 0) {
+        return podResult(spec);
+      }
+      opts.state.invalidate();
+    } catch (err) {
+      if (err instanceof NetnsNotFoundError) throw err;
+      opts.state.invalidate();
+    }
+  }
+  await applyPlan(deps, await planPodSetup(deps, spec, opts), opts);
   return podResult(spec);
 }
 
@@ -100,11 +133,14 @@ export async function teardownPod(
   opts: NodeOptions = {},
 ): Promise<void> {
   if (spec.mode === "passthrough") return await teardownPassthrough(deps, spec, opts);
-  await teardownFresh(deps, async () => {
-    const node = await readNsState(deps, opts.nodeNetns);
-    return spec.mode === "nic"
+  const planFrom = (node: NsState) =>
+    spec.mode === "nic"
       ? planNicPodTeardown(spec, node, opts)
       : planSharedPodTeardown(spec, node, opts);
+  await teardownFresh(deps, opts, {
+    plan: async () => planFrom(opts.state?.current() ?? await readNode(deps, opts)),
+    left: (node) =>
+      planFrom(node).steps.some((s) => s.role === "node" && s.kind === "ip" && s.ops.length > 0),
   });
 }
 
@@ -116,44 +152,75 @@ const TEARDOWN_ATTEMPTS = 3;
  * and the node can change before its batch runs: the cloud hot-plugs a NIC under the very name a
  * released NIC is to get back ("File exists"). Teardown is idempotent, so a failed one is planned
  * again from a fresh read, a few times.
+ *
+ * With `names`, the node link names the plan gives out are held while its batch runs, so
+ * concurrent teardowns never pick the same name; one that had to wait for a name plans again
+ * from what the other left (the name is taken now: it picks the MAC-derived one).
  */
-async function teardownFresh(deps: LinuxDeps, plan: () => Promise<Plan>): Promise<void> {
+async function teardownFresh(
+  deps: LinuxDeps,
+  opts: NodeOptions,
+  o: {
+    plan: () => Promise<Plan>;
+    /**
+     * Whether the node's state after the batch still holds something of the pod: the plan came
+     * from a kept reading that missed it (node_state.ts). Then the teardown runs again, fresh.
+     */
+    left?: (node: NsState) => boolean;
+  },
+): Promise<void> {
+  const names = opts.names;
   for (let attempt = 1;; attempt++) {
-    const p = await plan();
+    let p = await o.plan();
+    const claimed = planClaims(p);
+    const claim = names && claimed.length > 0 ? await names.claim(claimed) : undefined;
     try {
-      return await runTeardownPlan(deps, p);
+      if (claim?.waited) p = await o.plan();
+      const { node } = await runTeardownPlan(deps, p, opts.state ? { state: opts.state } : {});
+      if (!node || !o.left?.(node) || attempt >= TEARDOWN_ATTEMPTS) return;
+      opts.state?.invalidate();
     } catch (err) {
       if (!(err instanceof DatapathTeardownError) || attempt >= TEARDOWN_ATTEMPTS) throw err;
+    } finally {
+      claim?.release();
     }
   }
 }
 
 async function teardownPassthrough(deps: LinuxDeps, spec: PodTeardownSpec, opts: NodeOptions) {
   const what = `passthrough pod ${spec.ip ?? spec.pod.containerId}`;
-  await teardownFresh(deps, async () => {
-    let steps: Plan["steps"] = [];
-    if (spec.netns) {
-      try {
-        const pod = await readNsState(deps, spec.netns);
-        steps = planPassthroughPodTeardown(spec, pod, {
-          ...opts,
-          nodeLinks: (await readNsState(deps, opts.nodeNetns)).links.map((l) => l.name),
-        });
-      } catch (err) {
-        if (!isNetnsMissing(err)) throw err;
+  // The pod half moves the NIC back into the node from the pod's side: no node reading sees it,
+  // so the kept one is dropped and the node half reads afresh (and keeps what it reads back).
+  opts.state?.invalidate();
+  await teardownFresh(deps, { ...opts, state: undefined }, {
+    plan: async () => {
+      let steps: Plan["steps"] = [];
+      if (spec.netns) {
+        try {
+          const pod = await readNsState(deps, spec.netns);
+          steps = planPassthroughPodTeardown(spec, pod, {
+            ...opts,
+            nodeLinks: (await readNsState(deps, opts.nodeNetns)).links.map((l) => l.name),
+          });
+        } catch (err) {
+          if (!isNetnsMissing(err)) throw err;
+        }
       }
-    }
-    return { what, steps };
+      return { what, steps };
+    },
   });
-  await teardownFresh(deps, async () => ({
-    what,
-    steps: [{
-      kind: "ip",
-      role: "node",
-      netns: opts.nodeNetns,
-      ops: planPassthroughNodeTeardown(spec, await readNsState(deps, opts.nodeNetns)),
-    }],
-  }));
+  opts.state?.invalidate();
+  await teardownFresh(deps, opts, {
+    plan: async () => ({
+      what,
+      steps: [{
+        kind: "ip",
+        role: "node",
+        netns: opts.nodeNetns,
+        ops: planPassthroughNodeTeardown(spec, await readNsState(deps, opts.nodeNetns)),
+      }],
+    }),
+  });
 }
 
 /** What CHECK expects for `spec` in the node and pod namespaces. */

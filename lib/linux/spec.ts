@@ -1,6 +1,8 @@
 /**
  * Inputs and outputs shared by the attachment modes, and small helpers every mode's planner uses.
  */
+import type { NameLocks } from "./name_locks.ts";
+import type { NodeState } from "./node_state.ts";
 import { InvalidSpecError } from "./errors.ts";
 import { netnsPath } from "./exec.ts";
 import { canonicalCidr, cidrContains, requireCidr, requireIpv4 } from "./ipv4.ts";
@@ -12,6 +14,16 @@ export type PodMode = "nic" | "passthrough" | "shared";
 export interface NodeOptions {
   /** Namespace name or path of the node; undefined = the calling process's namespace. */
   nodeNetns?: string;
+  /**
+   * Locks on the node's link names shared by teardowns that may run at the same time (the
+   * daemon's); without it a teardown claims nothing and relies on its retries alone.
+   */
+  names?: NameLocks;
+  /**
+   * The node's state kept across requests (the daemon's): plans start from the reading the last
+   * batch left instead of a read of their own (node_state.ts). Without it every plan reads.
+   */
+  state?: NodeState;
 }
 
 /** The cloud subnet a NIC lives in. */

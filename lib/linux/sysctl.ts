@@ -1,7 +1,9 @@
 /**
  * sysctl writes inside a network namespace. A process cannot enter another network namespace
  * (Deno cannot call setns, and /proc/sys/net always shows the caller's namespace), so all values
- * for one namespace go into a single `sysctl -w k=v ...` spawn, run through nsenter when needed.
+ * for another namespace go into a single `sysctl -w k=v ...` spawn, run through nsenter. Values
+ * for the caller's own namespace are written to /proc/sys directly when the deps carry a
+ * `ProcSys` (the daemon's: no spawn per pod), else they take the same spawn.
  *
  * Keys use the slash form (`net/ipv4/conf/<dev>/rp_filter`) so device names containing dots
  * cannot be misread as path separators.
@@ -38,12 +40,40 @@ export function sysctlArgv(values: SysctlValues): string[] {
   return ["sysctl", "-q", "-w", ...Object.entries(values).map(([k, v]) => `${k}=${v}`)];
 }
 
-/** Writes all values in one spawn: `sysctl -w k1=v1 k2=v2` (inside `netns` when given). */
+/** Writes sysctls of this process's own network namespace. */
+export interface ProcSys {
+  /** `echo <value> > /proc/sys/<key>` */
+  write(key: string, value: string): Promise<void>;
+}
+
+/** `ProcSys` over the real /proc/sys. */
+export class RealProcSys implements ProcSys {
+  readonly #root: string;
+  constructor(root = "/proc/sys") {
+    this.#root = root;
+  }
+  async write(key: string, value: string): Promise<void> {
+    if (key.split("/").some((p) => p === "" || p === "." || p === "..")) {
+      throw new Error(`Invalid sysctl key "${key}"`);
+    }
+    await Deno.writeTextFile(`${this.#root}/${key}`, value);
+  }
+}
+
+/**
+ * Writes all values: through `deps.procSys` when `netns` is undefined (this process's own
+ * namespace) and the deps have one, else in one spawn `sysctl -w k1=v1 k2=v2` (inside `netns`).
+ */
 export async function writeSysctls(
-  deps: { runner: Runner },
+  deps: { runner: Runner; procSys?: ProcSys },
   values: SysctlValues,
   opts: { netns: string | undefined },
 ): Promise<void> {
-  if (Object.keys(values).length === 0) return;
+  const entries = Object.entries(values);
+  if (entries.length === 0) return;
+  if (opts.netns === undefined && deps.procSys) {
+    for (const [k, v] of entries) await deps.procSys.write(k, v);
+    return;
+  }
   await deps.runner.run(sysctlArgv(values), { netns: opts.netns });
 }

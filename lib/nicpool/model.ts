@@ -121,7 +121,8 @@ export interface PoolDemand {
  * poolHigh when nobody waits and demand has been quiet (NICs in cooldown are trimmed once they
  * have cooled), never exceeds maxNic. While ADDs keep waiting, each further batch is at least
  * poolLow·2^streak (at least 1): a burst whose pods arrive spread out is served by a few growing
- * batches instead of one small batch per arrival; the excess is trimmed once demand stops.
+ * batches instead of one small batch per arrival — but never beyond waiters + poolHigh NICs ready
+ * or in flight, so a burst creates no more NICs than pods waiting plus poolHigh.
  */
 export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): PoolPlan {
   const ready = c.free - (c.cooling ?? 0);
@@ -130,6 +131,10 @@ export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): Poo
   let create = Math.max(0, want - have);
   if (create > 0 && c.waiters > 0) {
     create = Math.max(create, Math.max(1, t.poolLow) * 2 ** Math.min(d.streak ?? 0, 6));
+    // The growth never creates more than the pods waiting plus poolHigh: a burst leaves at most
+    // poolHigh NICs free once it is served (a batch of 20 for 27 waiters with 17 in flight left
+    // 10 NICs beyond that, which then had to be trimmed).
+    create = Math.min(create, Math.max(0, c.waiters + t.poolHigh - have));
   }
   // NICs in cooldown do not make the node grow past poolHigh free NICs: from there on the pool
   // hands out the longest-cooled one instead (see NicPool), so churn never fills a vxnet.
@@ -138,4 +143,19 @@ export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): Poo
   const quiet = c.waiters === 0 && c.pending === 0 && d.idle !== false;
   const trim = quiet ? Math.max(0, ready - t.poolHigh) : 0;
   return { create, trim };
+}
+
+/** Spacing of batches for waiting ADDs while they keep coming (see `batchSpacingMs`). */
+export const BATCH_SPACING = { firstMs: 100, maxMs: 500 } as const;
+
+/**
+ * How long after the previous batch the next one for waiting ADDs may start, `streak` batches
+ * into a burst: at once for the first, then 100 ms, doubling up to 500 ms. A burst whose pods
+ * arrive spread out (each is a process that has to start) is served by a few batches that each
+ * gather more pods — the batch grows by waiting for pods, not by creating NICs for pods that have
+ * not arrived (`planPool` keeps a batch within waiters + poolHigh).
+ */
+export function batchSpacingMs(streak: number): number {
+  if (streak <= 0) return 0;
+  return Math.min(BATCH_SPACING.firstMs * 2 ** (streak - 1), BATCH_SPACING.maxMs);
 }

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { nextTable, type NicRecord, planPool } from "./model.ts";
+import { batchSpacingMs, nextTable, type NicRecord, planPool } from "./model.ts";
 
 const targets = { poolLow: 3, poolHigh: 5, maxNic: 10 };
 
@@ -37,14 +37,19 @@ Deno.test("nextTable takes the lowest free table at or above the base", () => {
 });
 
 Deno.test("planPool grows batches while ADDs keep waiting, and holds NICs until demand is quiet", () => {
-  const t = { poolLow: 3, poolHigh: 3, maxNic: 63 };
+  const t = { poolLow: 3, poolHigh: 20, maxNic: 63 };
   const waiting = { free: 0, pending: 0, total: 10, waiters: 1 };
   assertEquals(planPool(waiting, t, { streak: 0 }).create, 4);
   assertEquals(planPool(waiting, t, { streak: 1 }).create, 6);
   assertEquals(planPool(waiting, t, { streak: 2 }).create, 12);
-  assertEquals(planPool(waiting, t, { streak: 10 }).create, 53, "capped by maxNic");
+  assertEquals(planPool(waiting, t, { streak: 10 }).create, 21, "capped by waiters + poolHigh");
+  assertEquals(
+    planPool({ ...waiting, total: 50 }, t, { streak: 10 }).create,
+    13,
+    "capped by maxNic",
+  );
   assertEquals(planPool({ free: 0, pending: 0, total: 0, waiters: 0 }, t, { streak: 3 }).create, 3);
-  const excess = { free: 8, pending: 0, total: 8, waiters: 0 };
+  const excess = { free: 25, pending: 0, total: 25, waiters: 0 };
   assertEquals(planPool(excess, t, { idle: false }).trim, 0);
   assertEquals(planPool(excess, t, { idle: true }).trim, 5);
 });
@@ -73,4 +78,31 @@ Deno.test("planPool: NICs in IP cooldown are not counted as ready, nor trimmed u
     planPool({ free: 9, cooling: 1, pending: 0, total: 9, waiters: 0 }, targets).trim,
     3,
   );
+});
+
+Deno.test("planPool: a burst creates no more NICs than pods waiting plus poolHigh", () => {
+  const t = { poolLow: 3, poolHigh: 3, maxNic: 63 };
+  // 5 waiting, streak 3: the growth alone would create 24.
+  assertEquals(planPool({ free: 0, pending: 0, total: 3, waiters: 5 }, t, { streak: 3 }).create, 8);
+  // 30 pods arriving a few at a time, each pass sizing a batch for those not yet covered.
+  for (const step of [1, 2, 3, 5, 7]) {
+    let pending = 0;
+    let created = 0;
+    let streak = 0;
+    for (let waiters = step; waiters <= 30; waiters += step) {
+      const plan = planPool({ free: 0, pending, total: pending, waiters }, t, { streak });
+      if (plan.create > 0) streak++;
+      pending += plan.create;
+      created += plan.create;
+    }
+    if (30 % step !== 0) {
+      created += planPool({ free: 0, pending, total: pending, waiters: 30 }, t, { streak }).create;
+    }
+    assertEquals(created <= 30 + t.poolHigh, true, `arrivals of ${step}: ${created} NICs`);
+    assertEquals(created >= 30, true, `arrivals of ${step}: ${created} NICs serve all 30`);
+  }
+});
+
+Deno.test("batchSpacingMs: at once for the first batch of a burst, then 100 ms doubling to 500", () => {
+  assertEquals([0, 1, 2, 3, 4, 10].map(batchSpacingMs), [0, 100, 200, 400, 500, 500]);
 });

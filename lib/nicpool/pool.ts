@@ -9,114 +9,31 @@
  *   (and the configured tag) so it can be found again after a crash.
  * - A NIC in state `inuse` is never detached or deleted by the pool.
  * - An ADD that finds the pool empty waits for the batch in flight (bounded by `allocTimeoutMs`)
- *   instead of starting its own; the batch is sized for every waiter at once.
+ *   instead of starting its own; the batch is sized for every waiter at once, and while ADDs keep
+ *   coming batches are spaced out so that each gathers more of them; a burst never creates more
+ *   NICs than ADDs waiting plus poolHigh.
  * - State changes happen synchronously in memory (no await between the check and the change), so
  *   two concurrent ADDs can never take the same NIC.
  * - A released IP cools down (`ipCooldownMs`, persisted as `releasedAt`, so it holds across
  *   restarts) before another pod gets it; free NICs are handed out longest-released first.
  */
-import { HostnicError } from "../errors.ts";
-import type { Logger } from "../log.ts";
 import {
+  batchSpacingMs,
   nextTable,
   nicKey,
   type NicRecord,
   planPool,
-  type PoolTargets,
   withoutUndefined,
 } from "./model.ts";
+import { type PoolDeps, PoolError, type PoolOptions } from "./contracts.ts";
 
-/** The cloud operations the pool needs (an adapter over the IaaS client implements it). */
-export interface PoolCloud {
-  /** CreateNics count=N in vxnet, named `nicName`, optionally with explicit private IPs. */
-  createNics(
-    o: {
-      vxnet: string;
-      count: number;
-      nicName: string;
-      privateIps?: string[];
-      disableIp?: boolean;
-    },
-  ): Promise<
-    { id: string; ip: string }[]
-  >;
-  /** AttachTags tag → nics. */
-  tagNics(ids: string[], tag: string): Promise<void>;
-  /** AttachNics; resolves with the job id. */
-  attachNics(ids: string[], instance: string): Promise<string>;
-  /** DetachNics; resolves with the job id. */
-  detachNics(ids: string[]): Promise<string>;
-  /** DeleteNics (NICs must be available). */
-  deleteNics(ids: string[]): Promise<void>;
-  /** Where each NIC is now: attached to an instance (which), available, or gone. */
-  nicStatus(
-    ids: string[],
-  ): Promise<Map<string, { status: "in-use" | "available"; instance: string }>>;
-  /** Waits until the job succeeded; rejects if it failed or timed out. */
-  waitJob(jobId: string, timeoutMs: number): Promise<void>;
-  /** Vxnet facts the datapath needs. */
-  describeVxnet(id: string): Promise<{ id: string; cidr: string; gateway: string }>;
-}
-
-/** The kernel view the pool needs: is the NIC's link present on this node yet? */
-export interface PoolLinks {
-  /** Resolves when links with all these MACs exist on the node, or rejects at timeout. */
-  waitForMacs(macs: string[], timeoutMs: number): Promise<void>;
-}
-
-export interface PoolStore {
-  batch(
-    ops: ({ type: "put"; key: string; value: unknown } | { type: "del"; key: string })[],
-  ): Promise<
-    void
-  >;
-}
-
-export interface PoolDeps {
-  cloud: PoolCloud;
-  links: PoolLinks;
-  store: PoolStore;
-  logger: Logger;
-  now?: () => number;
-  /** Called after every state change (metrics, admin views). */
-  onChange?: () => void;
-}
-
-export interface PoolOptions extends PoolTargets {
-  instanceId: string;
-  /** Vxnet of the warm pool; undefined = no pool (only dedicated NICs). */
-  vxnet?: string;
-  tag?: string;
-  routeTableBase: number;
-  jobTimeoutMs: number;
-  allocTimeoutMs: number;
-  /** Window over which pool needs are gathered into one batch (default 30 ms). */
-  batchDelayMs?: number;
-  /**
-   * Free NICs above poolHigh are trimmed only after this long without an ADD or a release
-   * (default 0): a mass deletion is trimmed in one batch once it is over, not one NIC per DEL.
-   */
-  trimDelayMs?: number;
-  /**
-   * A released NIC's IP is not handed to another pod for this long (default 0), unless the node
-   * is at maxNic and no other NIC is free: then the one released longest ago is used.
-   */
-  ipCooldownMs?: number;
-}
+export * from "./contracts.ts";
 
 /**
  * A second batch may start while one is attaching (refills during bursts); more start only for
  * waiting ADDs that the batches in flight cannot serve, else they would only multiply API calls.
  */
 const MAX_BATCHES_IN_FLIGHT = 2;
-
-export class PoolError extends HostnicError {
-  readonly retryable: boolean;
-  constructor(code: string, message: string, opts: { retryable: boolean; cause?: unknown }) {
-    super(code, message, { cause: opts.cause });
-    this.retryable = opts.retryable;
-  }
-}
 
 interface Waiter {
   resolve: (nic: NicRecord) => void;
@@ -145,6 +62,9 @@ export class NicPool {
   /** Batches started in a row while ADDs waited, and when an ADD last asked for a NIC. */
   #streak = 0;
   #lastDemand = 0;
+  /** When the last batch started, and the timer that starts the next one when it is due. */
+  #lastBatchAt = -Infinity;
+  #batchTimer?: ReturnType<typeof setTimeout>;
   /** When a pod last gave a pool NIC back (trimming waits for releases to stop too). */
   #lastRelease = 0;
   readonly #inflight = new Set<Promise<void>>();
@@ -348,10 +268,14 @@ export class NicPool {
         // Beyond MAX_BATCHES_IN_FLIGHT a batch starts only for ADDs that the batches in flight
         // cannot serve (a burst that outgrew them), not for refills.
         const uncovered = counts.waiters > counts.pending;
-        if (
-          plan.create > 0 && (this.#batches < MAX_BATCHES_IN_FLIGHT || uncovered) &&
-          this.#now() >= this.#retryAt
-        ) {
+        // While ADDs keep waiting, batches are spaced out so each gathers the pods arriving
+        // meanwhile (model.ts `batchSpacingMs`); refills without waiters are not held back.
+        const due = this.#lastBatchAt + (counts.waiters > 0 ? batchSpacingMs(this.#streak) : 0);
+        const ready = plan.create > 0 && (this.#batches < MAX_BATCHES_IN_FLIGHT || uncovered) &&
+          this.#now() >= this.#retryAt;
+        if (ready && this.#now() < due) this.#kickAt(due);
+        if (ready && this.#now() >= due) {
+          this.#lastBatchAt = this.#now();
           if (counts.waiters > 0) this.#streak++;
           // Not awaited: waiters are served as soon as the batch lands; further kicks coalesce.
           this.#track(
@@ -382,6 +306,7 @@ export class NicPool {
     this.#closed = true;
     clearTimeout(this.#kickTimer);
     clearTimeout(this.#coolTimer);
+    clearTimeout(this.#batchTimer);
     this.#kickDone?.();
     for (const w of this.#waiters.splice(0)) {
       clearTimeout(w.timer);
@@ -427,6 +352,15 @@ export class NicPool {
     if (!best || this.#coolsUntil(best) <= this.#now()) return best;
     const full = free >= this.#opts.poolHigh || this.#nics.size >= this.#opts.maxNic;
     return full ? best : undefined;
+  }
+
+  /** A reconcile pass at `at` (pool clock), unless one is already due then. */
+  #kickAt(at: number): void {
+    if (this.#batchTimer !== undefined || this.#closed) return;
+    this.#batchTimer = setTimeout(() => {
+      this.#batchTimer = undefined;
+      this.kick();
+    }, Math.max(0, at - this.#now()));
   }
 
   /** With ADDs waiting and NICs cooling, look again when the first of them has cooled. */

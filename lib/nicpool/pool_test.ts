@@ -327,3 +327,26 @@ Deno.test("under fast churn cooldown does not grow the node past poolHigh free N
   assert.ok(cloud.calls.CreateNics <= 3, `CreateNics called ${cloud.calls.CreateNics} times`);
   await pool.close();
 });
+
+Deno.test("ADDs arriving spread out: a few growing batches, no NIC beyond waiters + poolHigh", async () => {
+  const { cloud, pool } = setup();
+  pool.kick();
+  await pool.settle();
+  // Jobs take 150 ms from now on; 30 ADDs arrive one every 20 ms.
+  const wait = cloud.waitJob.bind(cloud);
+  cloud.waitJob = async (job: string) => {
+    await new Promise((r) => setTimeout(r, 150));
+    await wait(job);
+  };
+  const before = cloud.calls.CreateNics;
+  const got = await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+    await new Promise((r) => setTimeout(r, 20 * i));
+    return await pool.acquire(`pod${i}/eth0`);
+  }));
+  assert.equal(new Set(got.map((n) => n.id)).size, 30);
+  await pool.settle();
+  const batches = cloud.calls.CreateNics - before;
+  assert.ok(batches <= 8, `${batches} batches for 30 ADDs`);
+  assert.ok(pool.list().length <= 30 + 3, `${pool.list().length} NICs for 30 pods + poolHigh 3`);
+  await pool.close();
+});

@@ -320,7 +320,9 @@ export const MUTATIONS: readonly Mutation[] = [
         // An unescaped control character inside a string.
         d.raw = enc.encode(`${s.slice(0, at)}\u0001${s.slice(at)}`);
       }
-      return [6];
+      // A config grown by an earlier mutation may pass the plugin's cap once encoded (UTF-16
+      // doubles it): then the size is what the plugin judges first.
+      return [d.raw.length > 1024 * 1024 ? 7 : 6];
     },
   },
   {

@@ -320,9 +320,10 @@ Deno.test("install refuses a missing source or config, and bad flags, writing no
   const unknownFlag = await hostnic(["install", "--bogus"]);
   assert.equal(unknownFlag.code, 2);
   assert.match(unknownFlag.stderr, /unknown option '--bogus'/);
-  const underDeno = await hostnic(["install", "--root", fx.root]);
-  assert.equal(underDeno.code, 1);
-  assert.match(underDeno.stderr, /pass --source dist\/hostnic/);
+  // Without --source (a shim for deno run), bad flags are refused before anything is built.
+  const shimBadName = await hostnic(["install", "--root", fx.root, "--conf-name", "x.txt"]);
+  assert.equal(shimBadName.code, 1);
+  assert.match(shimBadName.stderr, /--conf-name "x\.txt" must be a file name ending in/);
   assert.deepEqual(await tree(fx.root), []);
 });
 
@@ -357,4 +358,43 @@ Deno.test("uninstall removes the config, then the binary, and says how to clean 
   const again = await hostnic(["uninstall", "--root", fx.root]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /^nothing to remove\n/);
+});
+
+Deno.test("install under deno run writes a shim: CNI calls run the plugin bundle, other modes main.ts", async () => {
+  await using fx = await fixture();
+  const r = await hostnic(["install", "--root", fx.root]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /a shim for "deno run"/);
+  assert.equal(await mode(fx.binary), 0o755);
+  const script = await Deno.readTextFile(fx.binary);
+  assert.match(script, /^#!\/bin\/sh\n/);
+  assert.match(
+    script,
+    / run -A --quiet --no-config --cached-only '[^']+\/dist\/hostnic-cni\.js' "\$@"/,
+  );
+  assert.match(script, /export DENO_DIR='[^']+' DENO_NO_UPDATE_CHECK=1/);
+  const run = async (env: Record<string, string>, args: string[] = []) => {
+    const out = await new Deno.Command(fx.binary, {
+      args,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+  };
+  // A runtime may pass no PATH or HOME: the shim names everything it needs.
+  const version = await run({ CNI_COMMAND: "VERSION" });
+  assert.equal(version.code, 0);
+  assert.deepEqual(JSON.parse(version.stdout).supportedVersions.at(-1), "1.1.0");
+  const del = await run({ CNI_COMMAND: "DEL" });
+  assert.equal(del.code, 1);
+  assert.equal(JSON.parse(del.stdout).code, 4, "a CNI error, from the plugin");
+  const cli = await run({}, ["version"]);
+  assert.equal(cli.code, 0);
+  assert.match(cli.stdout, /^hostnic \d+\.\d+\.\d+/);
+  // Installing again changes nothing.
+  const again = await hostnic(["install", "--root", fx.root]);
+  assert.match(again.stdout, /^unchanged .*\/opt\/cni\/bin\/hostnic$/m);
 });

@@ -1,0 +1,45 @@
+/**
+ * The plugin as a node runs it: `hostnic install` (this checkout, under `deno run`) writes a shim
+ * into a temporary root, and the benchmarks exec that shim — the argv, flags and environment a
+ * container runtime would use. For the start-up ratio, a second shim differs only in the script:
+ * an empty one ("the empty script with the same flags").
+ */
+import { CNI_BUNDLE } from "../../lib/install/shim.ts";
+import type { BenchContext } from "./context.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+export interface InstalledPlugin {
+  /** The shim `hostnic install` wrote (`<root>/opt/cni/bin/hostnic`). */
+  shim: string;
+  /** The same shim with an empty script instead of the plugin bundle. */
+  emptyShim: string;
+  /** The shim's plugin line, for notes (`deno run -A … <bundle>`). */
+  runLine: string;
+}
+
+/** Installs the plugin into a temporary root (removed with the run's resources). */
+export async function installPlugin(ctx: BenchContext): Promise<InstalledPlugin> {
+  const dir = await ctx.resources.makeTempDir("hbn-install-");
+  await Deno.mkdir(`${dir}/root`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "install", "--root", `${dir}/root`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`hostnic install failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  const shim = `${dir}/root/opt/cni/bin/hostnic`;
+  const text = await Deno.readTextFile(shim);
+  const bundle = `'${CNI_BUNDLE.dir}/${CNI_BUNDLE.name}'`;
+  if (!text.includes(bundle)) throw new Error(`The installed shim does not run ${bundle}`);
+  const empty = `${dir}/empty.js`;
+  await Deno.writeTextFile(empty, "\n");
+  const emptyShim = `${dir}/empty-shim`;
+  await Deno.writeTextFile(emptyShim, text.replace(bundle, `'${empty}'`), { mode: 0o755 });
+  const runLine = text.split("\n").find((l) => l.includes(bundle))?.trim().replace(/^exec /, "") ??
+    "";
+  return { shim, emptyShim, runLine: runLine.replace(/'[^']*\/deno'/, "deno") };
+}
