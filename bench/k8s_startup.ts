@@ -5,6 +5,7 @@
  * the replica count: the "warm pool" case), on the same node in the same run. Prints both times
  * and the ratio (target: hostnic ≤ 1.3 × bridge).
  *
+ *   deno task bench --only k8s_startup       (opt-in: also part of --full)
  *   deno run -A bench/k8s_startup.ts [--replicas N]
  *
  * Needs what tests/e2e/k8s_node_test.ts needs (docs/testing.md#real-nodes); cleans up after
@@ -15,6 +16,8 @@ import { Cluster, POD_VXNET } from "../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../lib/testbed/images.ts";
 import { ControlPlane } from "../lib/testbed/kube.ts";
 import { RealNode } from "../lib/testbed/node.ts";
+import type { Benchmark } from "./lib/context.ts";
+import { type Figure, figure, formatFigure } from "./lib/figure.ts";
 
 const ANNOTATION_VXNET = "hostnic.network.kubesphere.io/vxnet";
 
@@ -68,9 +71,8 @@ async function startup(cp: ControlPlane, name: string, replicas: number): Promis
   return seconds;
 }
 
-async function main(args: string[]): Promise<void> {
-  const i = args.indexOf("--replicas");
-  const replicas = i >= 0 ? Number(args[i + 1]) : 20;
+/** Both start-up times on one real node, in one run, as a figure with its target. */
+async function measure(replicas: number): Promise<Figure> {
   const pause = await pauseImage();
   const busybox = await busyboxImage();
   const hostnic = await hostnicImage({ log: (l) => console.error(`image: ${l}`) });
@@ -152,16 +154,25 @@ async function main(args: string[]): Promise<void> {
   }, 300_000);
   const withHostnic = await startup(cp, "bench-hostnic", replicas);
   console.error(`hostnic (warm pool): ${replicas} pods Ready in ${withHostnic.toFixed(1)} s`);
-  const ratio = withHostnic / bridge;
-  console.log(
-    `k8s_pod_startup_${replicas}  ${withHostnic.toFixed(1)} s  (baseline bridge+host-local ` +
-      `${bridge.toFixed(1)} s, ratio ${ratio.toFixed(2)})  target ratio <= 1.3  ${
-        ratio <= 1.3 ? "MET" : "MISSED"
-      }`,
-  );
   await cp.kubectl(["delete", "-f", new URL("../deploy/hostnic.yaml", import.meta.url).pathname]);
+  return figure({
+    name: `k8s_pod_startup_${replicas}`,
+    value: withHostnic,
+    unit: "s",
+    baseline: { name: "bridge+host-local", value: bridge },
+    target: { of: "ratio", op: "<=", value: 1.3 },
+    note: "kubectl create of a Deployment to all pods Ready, real kubelet, warm pool",
+  });
 }
 
+export const k8sStartup: Benchmark = {
+  name: "k8s_startup",
+  description: "20-replica Deployment to Ready on a real node: hostnic vs bridge+host-local",
+  optIn: true,
+  run: async () => [await measure(20)],
+};
+
 if (import.meta.main) {
-  await main(Deno.args);
+  const i = Deno.args.indexOf("--replicas");
+  console.log(formatFigure(await measure(i >= 0 ? Number(Deno.args[i + 1]) : 20)));
 }

@@ -19,6 +19,7 @@ import { dataplane } from "./dataplane.ts";
 import { hostnicChurn } from "./hostnic_churn.ts";
 import { hostnicCni } from "./hostnic_cni.ts";
 import { hostnicBurst, hostnicCold } from "./hostnic_pool.ts";
+import { k8sStartup } from "./k8s_startup.ts";
 import { rssProfile } from "./rss_profile.ts";
 import {
   type BenchContext,
@@ -40,6 +41,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   hostnicChurn,
   rssProfile,
   dataplane,
+  k8sStartup,
 ];
 
 const NAME_WIDTH = 32;
@@ -73,7 +75,9 @@ export function parseArgs(args: readonly string[]): BenchArgs {
 }
 
 function usage(): string {
-  const lines = BENCHMARKS.map((b) => `  ${b.name.padEnd(14)} ${b.description}`);
+  const lines = BENCHMARKS.map((b) =>
+    `  ${b.name.padEnd(14)} ${b.description}${b.optIn ? " (with --full or --only)" : ""}`
+  );
   return [
     "Usage: deno task bench [--quick | --full] [--only name,...] [--json file]",
     "",
@@ -82,8 +86,9 @@ function usage(): string {
   ].join("\n");
 }
 
-function selected(only: string[] | undefined): Benchmark[] {
-  if (!only) return [...BENCHMARKS];
+/** Without `--only`: every benchmark but the opt-in ones, which `--full` adds. */
+function selected(only: string[] | undefined, mode: BenchMode): Benchmark[] {
+  if (!only) return BENCHMARKS.filter((b) => !b.optIn || mode === "full");
   const unknown = only.filter((n) => !BENCHMARKS.some((b) => b.name === n));
   if (unknown.length > 0) {
     throw new Error(
@@ -100,7 +105,7 @@ export async function main(args: string[]): Promise<number> {
   let benches: Benchmark[];
   try {
     parsed = parseArgs(args);
-    benches = selected(parsed.only);
+    benches = selected(parsed.only, parsed.mode);
   } catch (err) {
     console.error(errorMessage(err));
     return 2;

@@ -31,6 +31,8 @@ export interface Benchmark {
   /** One line for `--help`. */
   description: string;
   run(ctx: BenchContext): Promise<Figure[]>;
+  /** Heavy (builds images, runs real nodes): only with `--full` or when named in `--only`. */
+  optIn?: boolean;
 }
 
 export interface SpawnOptions {

@@ -9,6 +9,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
 import { KubeError } from "../k8s/errors.ts";
+export { loadKubeConfig } from "../k8s/client.ts";
 import { AlreadyExistsError, ConflictError, GROUP, KINDS, VERSION } from "../ipam/mod.ts";
 import type { LeaseApi, LeaseRecord, StoredLease } from "./lease.ts";
 import type {
@@ -22,41 +23,6 @@ import type {
 
 type Options = k8s.ConfigurationOptions;
 const TIMEOUT_MS = 15_000;
-
-/** Loads a kubeconfig file, or the in-cluster service account without one. */
-export function loadKubeConfig(kubeconfig: string | undefined): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (kubeconfig !== undefined) {
-    try {
-      kc.loadFromFile(kubeconfig);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const why = code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-        ? "permission denied"
-        : "not a valid kubeconfig";
-      throw new KubeError(
-        "KUBE_CONFIG",
-        "load kubeconfig",
-        `Cannot load kubeconfig "${kubeconfig}": ${why}`,
-      );
-    }
-  } else {
-    if (!Deno.env.get("KUBERNETES_SERVICE_HOST")) {
-      throw new KubeError(
-        "KUBE_CONFIG",
-        "load in-cluster config",
-        "Not running in a Kubernetes pod and no --kubeconfig was given",
-      );
-    }
-    kc.loadFromCluster();
-  }
-  if (!kc.getCurrentCluster()?.server) {
-    throw new KubeError("KUBE_CONFIG", "load kubeconfig", "The kubeconfig has no current cluster");
-  }
-  return kc;
-}
 
 function options(contentType?: string): Options {
   const deadline: k8s.ObservableMiddleware = {

@@ -16,7 +16,8 @@ import {
   parseIpamConfig,
   VXNET_POOL_NAME,
 } from "../ipam/mod.ts";
-import { KubeIpamStores, loadKubeConfig } from "../ipam/kube_store.ts";
+import { KubeIpamStores } from "../ipam/kube_store.ts";
+import { loadKubeConfig } from "../k8s/client.ts";
 import { KubeError } from "../k8s/errors.ts";
 import { HOSTNIC_NAMESPACE } from "../k8s/rbac.ts";
 import type { Kube, KubeWatch } from "../k8s/types.ts";

@@ -17,7 +17,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { z } from "zod";
-import { errorMessage } from "../errors.ts";
+import { loadKubeConfig } from "../k8s/client.ts";
 import { KubeError } from "../k8s/errors.ts";
 import { AlreadyExistsError, ConflictError, InvalidObjectError, NotFoundError } from "./errors.ts";
 import type { BlockStore, CasStore, HandleStore, PoolStore, Versioned } from "./store.ts";
@@ -94,53 +94,6 @@ function statusOf(body: unknown): { message?: string; reason?: string } | undefi
   }
   const r = statusBodySchema.safeParse(raw);
   return r.success ? r.data : undefined;
-}
-
-/** Loads a kubeconfig like `loadKube` does (file, else in-cluster), with messages that quote no content. */
-export function loadKubeConfig(kubeconfig?: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (kubeconfig !== undefined) {
-    try {
-      kc.loadFromFile(kubeconfig);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const why = code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-        ? "permission denied"
-        : "not a valid kubeconfig (YAML with clusters, users and contexts)";
-      throw new KubeError(
-        "KUBE_CONFIG",
-        "load kubeconfig",
-        `Cannot load kubeconfig "${kubeconfig}": ${why}`,
-      );
-    }
-  } else {
-    if (!Deno.env.get("KUBERNETES_SERVICE_HOST")) {
-      throw new KubeError(
-        "KUBE_CONFIG",
-        "load in-cluster config",
-        "Not running in a Kubernetes pod and no kubeconfig was given; pass --kubeconfig",
-      );
-    }
-    try {
-      kc.loadFromCluster();
-    } catch (err) {
-      throw new KubeError(
-        "KUBE_CONFIG",
-        "load in-cluster config",
-        `Cannot load the in-cluster config: ${errorMessage(err)}`,
-      );
-    }
-  }
-  if (!kc.getCurrentCluster()?.server) {
-    throw new KubeError(
-      "KUBE_CONFIG",
-      "load kubeconfig",
-      `Kubeconfig "${kubeconfig ?? "in-cluster"}" has no current context with a cluster server`,
-    );
-  }
-  return kc;
 }
 
 /** The shared plumbing of every kind: request deadline, error mapping, paging. */

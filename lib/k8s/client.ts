@@ -80,14 +80,22 @@ const EVENT_MESSAGE_MAX = 1024;
 
 /** Builds a client from a kubeconfig file, or from the pod's service account when none is given. */
 export function loadKube(opts: LoadKubeOptions = {}): Kube {
+  return new HttpKube(loadKubeConfig(opts.kubeconfig), opts);
+}
+
+/**
+ * A kubeconfig file, or the pod's service account without one, checked for a current cluster.
+ * Shared by every long-running mode (daemon, controller, the IPAM store). Messages say what is
+ * wrong, never what is in the file (parser messages can quote lines holding tokens).
+ */
+export function loadKubeConfig(kubeconfig?: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
-  if (opts.kubeconfig !== undefined) {
-    const path = opts.kubeconfig;
+  if (kubeconfig !== undefined) {
+    const path = kubeconfig;
     try {
       kc.loadFromFile(path);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      // Parser messages can quote lines of the file (tokens): say what is wrong, not what is in it.
       const why = code === "ENOENT"
         ? "no such file"
         : code === "EACCES"
@@ -127,12 +135,10 @@ export function loadKube(opts: LoadKubeOptions = {}): Kube {
     throw new KubeError(
       "KUBE_CONFIG",
       "load kubeconfig",
-      `Kubeconfig "${
-        opts.kubeconfig ?? "in-cluster"
-      }" has no current context with a cluster server`,
+      `Kubeconfig "${kubeconfig ?? "in-cluster"}" has no current context with a cluster server`,
     );
   }
-  return new HttpKube(kc, opts);
+  return kc;
 }
 
 // ---------------------------------------------------------------------------------------------
