@@ -18,6 +18,7 @@ import { baselineCni, spawnCost } from "./baseline_cni.ts";
 import { dataplane } from "./dataplane.ts";
 import { hostnicChurn } from "./hostnic_churn.ts";
 import { hostnicCni } from "./hostnic_cni.ts";
+import { hostnicShared } from "./hostnic_shared.ts";
 import { hostnicBurst, hostnicCold } from "./hostnic_pool.ts";
 import { k8sStartup } from "./k8s_startup.ts";
 import { rssProfile } from "./rss_profile.ts";
@@ -39,6 +40,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   hostnicCold,
   hostnicBurst,
   hostnicChurn,
+  hostnicShared,
   rssProfile,
   dataplane,
   k8sStartup,
