@@ -34,7 +34,7 @@ import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure, formatNumber } from "./lib/figure.ts";
 import { addNamespaces, removeNamespaces } from "./lib/netns.ts";
 import { mapLimit } from "./lib/parallel.ts";
-import { histogramMeanBetween, type Sample, sumOf } from "./lib/prom.ts";
+import { histogramMeanBetween, parseMetrics, type Sample, sumOf } from "./lib/prom.ts";
 import { mean, rateIn, summarize } from "./lib/stats.ts";
 import {
   type Counters,
@@ -89,6 +89,47 @@ const FULL: Sizes = {
   perNode: 40,
 };
 
+/** The Kubernetes resources the daemon's shared mode reads and writes. */
+const HOSTNIC_RESOURCES = new Set([
+  "ipamblocks",
+  "ipamhandles",
+  "ippools",
+  "vxnetpools",
+  "configmaps",
+  "pods",
+  "nodes",
+]);
+
+/** kube-apiserver's `apiserver_request_total` of `HOSTNIC_RESOURCES`, by "verb resource". */
+async function apiRequests(cp: ControlPlane): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const x of parseMetrics(await cp.kubectlOk(["get", "--raw", "/metrics"]))) {
+    if (x.name !== "apiserver_request_total" || !HOSTNIC_RESOURCES.has(x.labels.resource)) continue;
+    const key = `${x.labels.verb} ${x.labels.resource}`;
+    out.set(key, (out.get(key) ?? 0) + x.value);
+  }
+  return out;
+}
+
+/** Adds `after - before` into `into`. */
+function addDelta(
+  into: Map<string, number>,
+  before: Map<string, number>,
+  after: Map<string, number>,
+) {
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0) into.set(k, (into.get(k) ?? 0) + d);
+  }
+}
+
+/** `12.0 (get ipamblocks 3.0, …)`: requests per operation, largest first. */
+function perOp(m: Map<string, number>, ops: number): string {
+  const total = [...m.values()].reduce((a, b) => a + b, 0);
+  const parts = [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / ops).toFixed(1)}`);
+  return `${(total / ops).toFixed(1)} (${parts.join(", ")})`;
+}
+
 interface Warm {
   bridgeAdd: number[];
   bridgeDel: number[];
@@ -97,12 +138,16 @@ interface Warm {
   empty: number[];
   daemonAdd: number[];
   adds: number;
+  /** API server requests during the timed ADDs / DELs, and how many there were. */
+  apiAdd: Map<string, number>;
+  apiDel: Map<string, number>;
+  timed: number;
 }
 
 /** Rounds of bridge and shared-mode ADD/DEL, alternating their order round by round. */
 async function warmRounds(
   ctx: BenchContext,
-  o: { node: ClusterNode; plugin: InstalledPlugin; sizes: Sizes },
+  o: { node: ClusterNode; plugin: InstalledPlugin; sizes: Sizes; cp: ControlPlane },
 ): Promise<Warm> {
   const out: Warm = {
     bridgeAdd: [],
@@ -112,6 +157,9 @@ async function warmRounds(
     empty: [],
     daemonAdd: [],
     adds: 0,
+    apiAdd: new Map(),
+    apiDel: new Map(),
+    timed: 0,
   };
   const bridgeNode = `${ctx.prefix}-sbnode`;
   const dataDir = await ctx.resources.makeTempDir("hbn-host-local-");
@@ -147,6 +195,8 @@ async function warmRounds(
             }
             let before: Sample[] = [];
             let mid: Sample[] = [];
+            let a0 = new Map<string, number>();
+            let a1 = new Map<string, number>();
             const s = await addDelLatency(ctx, {
               label: "hostnic (shared)",
               argv: inNetns(withPodArgs([o.plugin.shim]), o.node.netns),
@@ -154,11 +204,16 @@ async function warmRounds(
               pods,
               beforeAdds: async () => {
                 before = await scrapeMetrics(ctx, o.node);
+                a0 = await apiRequests(o.cp);
               },
               beforeDels: async () => {
+                a1 = await apiRequests(o.cp);
                 mid = await scrapeMetrics(ctx, o.node);
               },
             });
+            addDelta(out.apiAdd, a0, a1);
+            addDelta(out.apiDel, a1, await apiRequests(o.cp));
+            out.timed += s.add.length;
             out.add.push(...s.add);
             out.del.push(...s.del);
             out.adds += pods.length; // the warm-up ADD included
@@ -186,6 +241,9 @@ interface ChurnResult {
   adds: number;
   add: ReturnType<typeof summarize>;
   del: ReturnType<typeof summarize>;
+  /** The node's CAS conflicts and retries over the whole churn (its /metrics, delta). */
+  conflicts: number;
+  retries: number;
 }
 
 /** `WORKERS` loops of ADD → DEL on one node: a warm-up, then `churnWindowMs` measured. */
@@ -201,6 +259,7 @@ async function churn(
   const t0 = performance.now();
   const from = o.sizes.churnWarmMs;
   const to = from + o.sizes.churnWindowMs;
+  const m0 = await scrapeMetrics(ctx, o.node);
   try {
     const timer = new Promise<void>((r) => setTimeout(r, to)).then(() => stop = true);
     await Promise.all([
@@ -237,7 +296,11 @@ async function churn(
   }
   const window = done.filter((d) => d.at >= from && d.at < to);
   if (window.length === 0) throw new Error("No pod completed in the churn's measured window");
+  const m1 = await scrapeMetrics(ctx, o.node);
+  const delta = (name: string) => sumOf(m1, name) - sumOf(m0, name);
   return {
+    conflicts: delta("hostnic_ipam_cas_conflicts"),
+    retries: delta("hostnic_ipam_cas_retries"),
     rate: rateIn(done, from, to),
     inWindow: window.length,
     windowS: (to - from) / 1000,
@@ -388,7 +451,7 @@ export const hostnicShared: Benchmark = {
       ctx.log(
         `hostnic_shared: ${sizes.rounds} rounds of ${sizes.perRound} ADDs + DELs, bridge and shared`,
       );
-      warm = await warmRounds(ctx, { node, plugin, sizes });
+      warm = await warmRounds(ctx, { node, plugin, sizes, cp });
 
       // 3. Churn.
       ctx.log(
@@ -437,14 +500,16 @@ export const hostnicShared: Benchmark = {
           }; empty-script ` +
           `start-up ${formatNumber(e.p50)} ms; the daemon's own ADD ≈ ${
             formatNumber(daemonAdd)
-          } ms (mean)`,
+          } ms (mean); kube-apiserver requests per ADD ${perOp(warm.apiAdd, warm.timed)}`,
       }),
       figure({
         name: "shared_warm_del",
         value: del.p50,
         unit: "ms",
         baseline: { name: "shared.bridge.del.p50", value: b.del.p50 },
-        note: `p99 ${formatNumber(del.p99)}`,
+        note: `p99 ${formatNumber(del.p99)}; kube-apiserver requests per DEL ${
+          perOp(warm.apiDel, warm.timed)
+        }`,
       }),
       figure({
         name: "shared_churn",
@@ -455,7 +520,10 @@ export const hostnicShared: Benchmark = {
           `${ch.inWindow} pods (ADD+DEL) in ${ch.windowS.toFixed(0)} s after a ${
             sizes.churnWarmMs / 1000
           } s warm-up, ${WORKERS} loops on one node; ADD p50 ${formatNumber(ch.add.p50)} ms, DEL ` +
-          `p50 ${formatNumber(ch.del.p50)} ms`,
+          `p50 ${
+            formatNumber(ch.del.p50)
+          } ms; the node's CAS conflicts over the churn ${ch.conflicts}` +
+          ` (retries ${ch.retries}) for ${ch.adds} ADDs`,
       }),
       figure({
         name: "shared_iaas_calls_per_pod",
