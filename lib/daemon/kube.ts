@@ -100,6 +100,13 @@ export class PodLookupError extends HostnicError {
 }
 
 /** API failures that mean "the API server blinked": worth retrying, never worth failing a pod. */
+/**
+ * The node daemon's client-side rate limit: the kubelet's defaults (kubeAPIQPS 50, burst 100), not
+ * client-go's 5/10. Every ADD reads its pod (and in shared mode more), so 5 QPS capped a node at
+ * ~2 pods/s of churn (docs/benchmarks.md, shared mode).
+ */
+export const DAEMON_RATE_LIMIT = { qps: 50, burst: 100 } as const;
+
 export function isTransientKubeError(err: unknown): boolean {
   if (!(err instanceof KubeError)) return false;
   if (err.code === "KUBE_UNREACHABLE" || err.code === "KUBE_THROTTLED") return true;
@@ -522,6 +529,7 @@ export async function startKubeBinding(o: KubeBindingOptions): Promise<KubeBindi
     nodeName,
     component: "hostnic-node",
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    rateLimit: DAEMON_RATE_LIMIT,
     logger,
   });
   try {

@@ -87,7 +87,12 @@ export async function startSharedKube(
   o: SharedKubeOptions,
 ): Promise<SharedKubeBinding | { decision: SharedModeDecision; close(): Promise<void> }> {
   const kc = loadKubeConfig(o.kubeconfig);
-  const stores = new KubeIpamStores({ kubeConfig: kc, requestTimeoutMs: 15_000 });
+  // IPPool reads are cached for 5 s: an ADD read its pool up to 7 times (docs/benchmarks.md).
+  const stores = new KubeIpamStores({
+    kubeConfig: kc,
+    requestTimeoutMs: 15_000,
+    poolCacheMs: 5_000,
+  });
   const log = o.logger.child({ component: "shared" });
   let vpool;
   let ipamData;

@@ -54,6 +54,11 @@ export interface KubeIpamOptions {
   kubeConfig?: k8s.KubeConfig;
   /** Deadline of each request. */
   requestTimeoutMs?: number;
+  /**
+   * Reuse an IPPool read for this long (default 0). IPPools change rarely (the controller writes
+   * them) while a shared-mode ADD reads its pool several times: the daemon sets a few seconds.
+   */
+  poolCacheMs?: number;
 }
 
 const stringMap = z.record(z.string(), z.string()).nullish();
@@ -203,17 +208,22 @@ export class KubeCasStore<T> implements CasStore<T> {
   readonly #meta = new Map<string, { rv: string; meta: KeptMeta }>();
   /** Requests that returned 409 Conflict (stale resourceVersion). */
   conflicts = 0;
+  /** `get` answers younger than this are reused (0: never); this store's writes drop them. */
+  readonly #cacheMs: number;
+  readonly #cache = new Map<string, { at: number; obj: Versioned<T> | undefined }>();
 
   constructor(
     co: CustomObjects,
     readonly kind: Kind,
     schema: z.ZodType<T>,
     labels: (spec: T) => Record<string, string> = () => ({}),
+    o: { cacheGetsMs?: number } = {},
   ) {
     this.#co = co;
     this.#plural = KINDS[kind];
     this.#schema = schema;
     this.#labels = labels;
+    this.#cacheMs = o.cacheGetsMs ?? 0;
   }
 
   #req() {
@@ -302,6 +312,15 @@ export class KubeCasStore<T> implements CasStore<T> {
   }
 
   async get(name: string): Promise<Versioned<T> | undefined> {
+    if (this.#cacheMs <= 0) return await this.#get(name);
+    const hit = this.#cache.get(name);
+    if (hit && Date.now() - hit.at < this.#cacheMs) return hit.obj && structuredClone(hit.obj);
+    const obj = await this.#get(name);
+    this.#cache.set(name, { at: Date.now(), obj: obj && structuredClone(obj) });
+    return obj;
+  }
+
+  async #get(name: string): Promise<Versioned<T> | undefined> {
     const op = `get ${this.#what(name)}`;
     let raw: unknown;
     try {
@@ -345,6 +364,7 @@ export class KubeCasStore<T> implements CasStore<T> {
   }
 
   async create(name: string, spec: T): Promise<Versioned<T>> {
+    this.#cache.delete(name);
     const clean = this.#validate(name, spec);
     const op = `create ${this.#what(name)}`;
     let raw: unknown;
@@ -361,6 +381,7 @@ export class KubeCasStore<T> implements CasStore<T> {
   }
 
   async update(obj: Versioned<T>): Promise<Versioned<T>> {
+    this.#cache.delete(obj.name);
     const clean = this.#validate(obj.name, obj.spec);
     const op = `update ${this.#what(obj.name)}`;
     let seen = this.#meta.get(obj.name);
@@ -397,6 +418,7 @@ export class KubeCasStore<T> implements CasStore<T> {
   }
 
   async delete(name: string, opts: { resourceVersion?: string } = {}): Promise<boolean> {
+    this.#cache.delete(name);
     const op = `delete ${this.#what(name)}`;
     try {
       await this.#co.api.deleteClusterCustomObject(
@@ -458,7 +480,9 @@ export class KubeIpamStores implements AsyncDisposable {
       (s) => ({ [POOL_NAME_LABEL]: s.pool }),
     );
     this.handles = new KubeCasStore(this.#co, "IPAMHandle", handleSpecSchema);
-    this.pools = new KubeCasStore(this.#co, "IPPool", ipPoolSpecSchema);
+    this.pools = new KubeCasStore(this.#co, "IPPool", ipPoolSpecSchema, undefined, {
+      cacheGetsMs: opts.poolCacheMs ?? 0,
+    });
   }
 
   /** Closes the connections (tests; a process that stops using the API). */
