@@ -286,6 +286,9 @@ function podman(args: string[], dir: string): string[] {
     `${dir}/storage`,
     "--runroot",
     `/tmp/hnpod-${dir.slice(dir.lastIndexOf("-") + 1)}`, // podman wants ≤ 50 characters
+    // Its network config and CNI lock, which default to the machine's /etc/cni/net.d.
+    "--network-config-dir",
+    `${dir}/netconf`,
     "--cgroup-manager",
     "cgroupfs",
     "--runtime",
@@ -319,6 +322,7 @@ export async function hostnicImage(
     });
     const ctx = await Deno.makeTempDir({ dir: imageCacheDir(), prefix: "ctx-" });
     const runroot = await Deno.makeTempDir({ dir: imageCacheDir(), prefix: "podman-" });
+    await Deno.mkdir(`${runroot}/netconf`);
     try {
       // The build context: what .dockerignore lets in, plus the runtime as dist/deno.
       for (const f of files) {
