@@ -5,8 +5,8 @@
  * while the process runs; `/readyz` when the last pass ran (or when another replica leads);
  * `/metrics` serves metrics.ts.
  */
-import { parseListenAddr } from "../config.ts";
-import { ConfigError, errorMessage } from "../errors.ts";
+import { errorMessage } from "../errors.ts";
+import { startManageServer } from "../manage_server.ts";
 import type { Logger } from "../log.ts";
 import { type LeaderElector } from "./lease.ts";
 import type { Kicker } from "./watch.ts";
@@ -81,10 +81,14 @@ export function runController(
 ): RunningController {
   let passes = 0;
   let lastPassOk = false;
+  // A standby replica is ready: it serves as soon as it takes the lease.
   const manage = startManageServer(o.manageAddr, {
-    metrics: o.metrics,
+    metrics: o.metrics.registry,
     logger: o.logger,
-    ready: () => lastPassOk || (o.elector !== undefined && !o.elector.leading),
+    readiness: () =>
+      lastPassOk || (o.elector !== undefined && !o.elector.leading)
+        ? { ready: true, detail: "" }
+        : { ready: false, detail: "first pass not done" },
   });
   const loop = async (signal: AbortSignal) => {
     o.metrics.leader.set(1);
@@ -124,53 +128,6 @@ export function runController(
     },
     get passes() {
       return passes;
-    },
-  };
-}
-
-function startManageServer(
-  addr: string,
-  o: { metrics: ControllerMetrics; logger: Logger; ready: () => boolean },
-): { readonly addr: string; close(): Promise<void> } {
-  if (addr === "") return { addr: "", close: () => Promise.resolve() };
-  const listen = parseListenAddr(addr);
-  if (!listen) throw new ConfigError("--manageAddr", `"${addr}" must be "host:port" or ":port"`);
-  const ac = new AbortController();
-  let bound = "";
-  const server = Deno.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    signal: ac.signal,
-    onListen: (a) => {
-      bound = `${a.hostname}:${a.port}`;
-    },
-    onError: (err) => {
-      o.logger.error("management request failed", { error: errorMessage(err) });
-      return new Response("internal error\n", { status: 500 });
-    },
-  }, async (req) => {
-    const path = new URL(req.url).pathname;
-    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
-    if (path === "/metrics") {
-      return new Response(await o.metrics.registry.metrics(), {
-        headers: { "content-type": o.metrics.registry.contentType },
-      });
-    }
-    if (path === "/healthz") return new Response("ok\n");
-    if (path === "/readyz") {
-      return o.ready()
-        ? new Response("ready\n")
-        : new Response("not ready: first pass not done\n", { status: 503 });
-    }
-    return new Response("not found\n", { status: 404 });
-  });
-  return {
-    get addr() {
-      return bound;
-    },
-    async close() {
-      ac.abort();
-      await server.finished;
     },
   };
 }

@@ -8,7 +8,8 @@
  * Shutdown reverses it; with CleanUpCacheOnExit the free NICs are detached and deleted.
  */
 import type { DaemonConfig } from "../config.ts";
-import { kubernetesMode, parseListenAddr } from "../config.ts";
+import { kubernetesMode } from "../config.ts";
+import { startManageServer } from "../manage_server.ts";
 import { ConfigError, errorMessage, HostnicError } from "../errors.ts";
 import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
@@ -313,7 +314,16 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       }, shared ? shared.routes() : []),
     });
     cleanups.push(() => rpc.close());
-    const manage = startManageServer(cfg.manageAddr, svc, metrics, logger);
+    const manage = startManageServer(cfg.manageAddr, {
+      metrics: metrics.registry,
+      logger,
+      readiness: () => {
+        const st = svc.status();
+        return svc.ready
+          ? { ready: true, detail: `${st.freeNics} free NICs` }
+          : { ready: false, detail: st.reason ?? "starting" };
+      },
+    });
     cleanups.push(() => manage.close());
     let lastFullGc = Date.now();
     const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async () => {
@@ -488,61 +498,6 @@ function rpcRoutes(
     route(RPC.healthz, null, () => ({ ok: true, ready: svc.ready })),
     ...extraRoutes,
   ];
-}
-
-interface ManageServer {
-  addr: string;
-  close(): Promise<void>;
-}
-
-function startManageServer(
-  addr: string,
-  svc: CniService,
-  metrics: DaemonMetrics,
-  logger: Logger,
-): ManageServer {
-  if (addr === "") return { addr: "", close: () => Promise.resolve() };
-  const listen = parseListenAddr(addr);
-  if (!listen) throw new ConfigError("--manageAddr", `"${addr}" must be "host:port" or ":port"`);
-  const ac = new AbortController();
-  let bound = "";
-  const server = Deno.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    signal: ac.signal,
-    onListen: (a) => {
-      bound = `${a.hostname}:${a.port}`;
-    },
-    onError: (err) => {
-      logger.error("management request failed", { err: errorMessage(err) });
-      return new Response("internal error\n", { status: 500 });
-    },
-  }, async (req) => {
-    const path = new URL(req.url).pathname;
-    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
-    if (path === "/metrics") {
-      return new Response(await metrics.registry.metrics(), {
-        headers: { "content-type": metrics.registry.contentType },
-      });
-    }
-    if (path === "/healthz") return new Response("ok\n");
-    if (path === "/readyz") {
-      const st = svc.status();
-      return svc.ready
-        ? new Response(`ready (${st.freeNics} free NICs)\n`)
-        : new Response(`not ready: ${st.reason ?? "starting"}\n`, { status: 503 });
-    }
-    return new Response("not found\n", { status: 404 });
-  });
-  return {
-    get addr() {
-      return bound;
-    },
-    async close() {
-      ac.abort();
-      await server.finished;
-    },
-  };
 }
 
 /** Every `sync` period: replay DELs journaled while the daemon was away, retry stuck detaches,
