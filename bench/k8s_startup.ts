@@ -11,40 +11,14 @@
  * Needs what tests/e2e/k8s_node_test.ts needs (docs/testing.md#real-nodes); cleans up after
  * itself like the test.
  */
-import { NODE_ANNOTATION_POOL } from "../lib/k8s/annotations.ts";
+import { ANNOTATION_VXNET, NODE_ANNOTATION_POOL } from "../lib/k8s/annotations.ts";
 import { Cluster, POD_VXNET } from "../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../lib/testbed/images.ts";
 import { ControlPlane } from "../lib/testbed/kube.ts";
 import { RealNode } from "../lib/testbed/node.ts";
+import { busyboxDeployment } from "../lib/testbed/workloads.ts";
 import type { Benchmark } from "./lib/context.ts";
 import { type Figure, figure, formatFigure } from "./lib/figure.ts";
-
-const ANNOTATION_VXNET = "hostnic.network.kubesphere.io/vxnet";
-
-function deployment(name: string, replicas: number): string {
-  return JSON.stringify({
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace: "default" },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          nodeSelector: { "kubernetes.io/hostname": "node-1" },
-          terminationGracePeriodSeconds: 1,
-          containers: [{
-            name: "main",
-            image: "localhost/busybox:1",
-            imagePullPolicy: "Never",
-            command: ["sleep", "3600"],
-          }],
-        },
-      },
-    },
-  });
-}
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
@@ -57,7 +31,9 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs: numb
 /** Seconds from `kubectl create` of the Deployment to all replicas Ready; then deletes it. */
 async function startup(cp: ControlPlane, name: string, replicas: number): Promise<number> {
   const t0 = performance.now();
-  await cp.kubectlOk(["create", "-f", "-"], { stdin: deployment(name, replicas) });
+  await cp.kubectlOk(["create", "-f", "-"], {
+    stdin: busyboxDeployment({ name, replicas, node: "node-1", serve: false }),
+  });
   await until(`${replicas} ${name} pods Ready`, async () => {
     const d = await cp.getJson<{ status: { readyReplicas?: number } }>(["deployment", name]);
     return (d.status.readyReplicas ?? 0) >= replicas;

@@ -12,6 +12,7 @@ import { Cluster, POD_GATEWAY, POD_VXNET } from "../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../lib/testbed/images.ts";
 import { ControlPlane } from "../lib/testbed/kube.ts";
 import { RealNode } from "../lib/testbed/node.ts";
+import { busyboxDeployment, httpGet } from "../lib/testbed/workloads.ts";
 
 const ANNOTATION_VXNET = "hostnic.network.kubesphere.io/vxnet";
 
@@ -19,38 +20,6 @@ interface PodJson {
   metadata: { name: string };
   status: { podIP?: string };
 }
-
-function deployment(name: string, node: string, replicas: number): string {
-  return JSON.stringify({
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace: "default" },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name, tier: "web" } },
-        spec: {
-          nodeSelector: { "kubernetes.io/hostname": node },
-          terminationGracePeriodSeconds: 1,
-          containers: [{
-            name: "main",
-            image: "localhost/busybox:1",
-            imagePullPolicy: "Never",
-            command: [
-              "sh",
-              "-c",
-              "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www",
-            ],
-          }],
-        },
-      },
-    },
-  });
-}
-
-const httpGet = (ip: string, port: number) =>
-  `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${ip} ${port} | tail -1`;
 
 async function run(argv: string[]): Promise<{ ok: boolean; out: string }> {
   const r = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "null" }).output();
@@ -103,8 +72,12 @@ export async function main(_args: string[]): Promise<number> {
       "--timeout=300s",
     ]);
     check("kubectl apply -f deploy/hostnic.yaml: DaemonSet rolled out", rollout.code === 0);
-    await cp.apply(deployment("web-1", "node-1", 2));
-    await cp.apply(deployment("web-2", "node-2", 1));
+    await cp.apply(
+      busyboxDeployment({ name: "web-1", node: "node-1", replicas: 2, labels: { tier: "web" } }),
+    );
+    await cp.apply(
+      busyboxDeployment({ name: "web-2", node: "node-2", replicas: 1, labels: { tier: "web" } }),
+    );
     for (const d of ["web-1", "web-2"]) {
       const r = await cp.kubectl(["rollout", "status", `deployment/${d}`, "--timeout=180s"]);
       check(`Deployment ${d} available`, r.code === 0);

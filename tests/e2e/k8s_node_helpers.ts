@@ -7,6 +7,9 @@ import type { ControlPlane } from "../../lib/testbed/kube.ts";
 import type { RealNode } from "../../lib/testbed/node.ts";
 import { waitFor } from "../helpers/wait.ts";
 
+export { busyboxDeployment, httpGet } from "../../lib/testbed/workloads.ts";
+import { httpGet } from "../../lib/testbed/workloads.ts";
+
 export const OTHER_VXNET = "vxnet-tbother";
 export const runner = new CommandRunner();
 export const inPodVxnet = (ip: string): boolean => /^172\.30\.(8|9|10|11)\.\d+$/.test(ip);
@@ -20,14 +23,6 @@ export interface PodJson {
   };
   spec: { nodeName?: string };
   status: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
-}
-
-/**
- * A shell command printing the body's last line of `GET /` (busybox nc: Debian's static busybox
- * `wget` crashes in its name-service lookup, even for an address).
- */
-export function httpGet(ip: string, port: number): string {
-  return `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${ip} ${port} | tail -1`;
 }
 
 export const REPO = new URL("../../", import.meta.url).pathname;
@@ -110,46 +105,6 @@ export function mountPoints(): Set<string> {
       l.split(" ")[4]
     ),
   );
-}
-
-export function busyboxDeployment(
-  o: {
-    name: string;
-    replicas: number;
-    node: string;
-    annotations?: Record<string, string>;
-    labels?: Record<string, string>;
-  },
-): string {
-  return JSON.stringify({
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name: o.name, namespace: "default" },
-    spec: {
-      replicas: o.replicas,
-      selector: { matchLabels: { app: o.name } },
-      template: {
-        metadata: { labels: { app: o.name, ...o.labels }, annotations: o.annotations ?? {} },
-        spec: {
-          nodeSelector: { "kubernetes.io/hostname": o.node },
-          terminationGracePeriodSeconds: 1,
-          containers: [{
-            name: "main",
-            image: "localhost/busybox:1",
-            imagePullPolicy: "Never",
-            // Answers HTTP on 8080 with its pod name (the Service checks tell backends apart).
-            command: [
-              "sh",
-              "-c",
-              "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www",
-            ],
-            ports: [{ containerPort: 8080 }],
-            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-          }],
-        },
-      },
-    },
-  });
 }
 
 export async function podsOf(cp: ControlPlane, app: string): Promise<PodJson[]> {
