@@ -12,7 +12,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 cache=${HOSTNIC_K8S_CACHE:-${HOME:-/root}/.cache/hostnic}
 # The wrapper modules are part of the key: a regenerated go.sum builds into a new directory.
-key=$(cat "$here/versions.env" "$here"/*/go.mod "$here"/*/go.sum | sha256sum | cut -c1-12)
+# Only the core wrappers: other components (e2e, CoreDNS, kube-router) keep their own keys, so adding
+# one never rebuilds Kubernetes.
+key=$(cd "$here" && cat versions.env etcd/go.mod kubernetes/go.mod etcd/go.sum kubernetes/go.sum | sha256sum | cut -c1-12)
 out="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$key"
 
 say() { printf '[k8s:build] %s\n' "$*" >&2; }
