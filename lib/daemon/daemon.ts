@@ -179,6 +179,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       ? await (await import("./kube.ts")).startKubeBinding({ config: cfg, instanceId, logger })
       : undefined;
     if (kube) cleanups.push(() => kube.close());
+    // A Warning event on passthrough pods a NetworkPolicy selects (not enforceable on the host).
+    const policyWarn = kube &&
+      (await import("./netpol_warn.ts")).startPolicyWarnings({
+        kube: kube.kube,
+        nodeName: kube.nodeName,
+        logger,
+      });
+    if (policyWarn) cleanups.push(() => policyWarn.stop());
     // Shared mode (v-pool ready and hostnic-ipam-config present), decided once at start.
     const sharedKube = kube &&
       await (await import("./shared_kube.ts")).startSharedKube({

@@ -48,6 +48,7 @@ import type {
   WatchPodsOptions,
 } from "./types.ts";
 import { listWatch, type ListWatchSpec } from "./watch.ts";
+import { parseNetworkPolicy, type PolicyRef } from "./netpol.ts";
 
 export type { RateLimit, RetryPolicy } from "./transport.ts";
 
@@ -557,6 +558,44 @@ export class HttpKube implements Kube {
         onEvent(type, pod);
       },
       ...(opts.onSynced ? { onSynced: opts.onSynced } : {}),
+    });
+  }
+
+  watchNetworkPolicies(onChange: (policies: PolicyRef[]) => void): KubeWatch {
+    const op = "watch NetworkPolicies";
+    const net = this.#kc.makeApiClient(k8s.NetworkingV1Api);
+    const known = new Map<string, PolicyRef>();
+    const key = (p: PolicyRef) => `${p.namespace}/${p.name}`;
+    const parse = (obj: unknown): PolicyRef | undefined => {
+      try {
+        return parseNetworkPolicy(obj);
+      } catch (err) {
+        this.#log.warn("ignoring a NetworkPolicy", { op, error: errorMessage(err) });
+        return undefined;
+      }
+    };
+    return this.#listWatch({
+      op,
+      path: "/apis/networking.k8s.io/v1/networkpolicies",
+      params: {},
+      list: () =>
+        this.#paged(op, (cont, o) =>
+          net.listNetworkPolicyForAllNamespaces(
+            { limit: this.#pageSize, ...(cont ? { _continue: cont } : {}) },
+            o,
+          )),
+      onList: (items) => {
+        known.clear();
+        for (const p of items.map(parse)) if (p) known.set(key(p), p);
+        onChange([...known.values()]);
+      },
+      onEvent: (type, obj) => {
+        const p = parse(obj);
+        if (!p) return;
+        if (type === "DELETED") known.delete(key(p));
+        else known.set(key(p), p);
+        onChange([...known.values()]);
+      },
     });
   }
 

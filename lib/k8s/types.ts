@@ -5,6 +5,7 @@
  *
  * Types only: importing this file loads nothing.
  */
+import type { PolicyRef } from "./netpol.ts";
 
 /** What hostnic reads of a pod. */
 export interface PodInfo {
@@ -126,6 +127,11 @@ export interface Kube {
     onEvent: (type: WatchEventType, pod: PodInfo) => void,
     opts?: WatchPodsOptions,
   ): KubeWatch;
+  /**
+   * Calls `onChange` with every NetworkPolicy in the cluster (namespace, name, podSelector) after
+   * the first list and after every change. Optional: only the daemon's passthrough warning uses it.
+   */
+  watchNetworkPolicies?(onChange: (policies: PolicyRef[]) => void): KubeWatch;
   /** Stops every watch this client started. */
   close(): Promise<void>;
 }
