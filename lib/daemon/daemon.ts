@@ -176,7 +176,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   try {
     // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube.ts.
     const kube = kubernetesMode(cfg.kubeconfig)
-      ? await (await import("./kube/binding.ts")).startKubeBinding({ config: cfg, instanceId, logger })
+      ? await (await import("./kube/binding.ts")).startKubeBinding({
+        config: cfg,
+        instanceId,
+        logger,
+      })
       : undefined;
     if (kube) cleanups.push(() => kube.close());
     // Shared mode (v-pool ready and hostnic-ipam-config present), decided once at start.

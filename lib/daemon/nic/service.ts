@@ -13,7 +13,12 @@
 import { HostnicError } from "../../errors.ts";
 import { NicNotFoundError } from "../../linux/errors.ts";
 import type { Logger } from "../../log.ts";
-import { type AllocationRecord, allocKey, ownerKey, withoutUndefined } from "../../nicpool/model.ts";
+import {
+  type AllocationRecord,
+  allocKey,
+  ownerKey,
+  withoutUndefined,
+} from "../../nicpool/model.ts";
 import type { NicPool } from "../../nicpool/pool.ts";
 import type {
   AddReply,
