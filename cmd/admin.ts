@@ -20,7 +20,7 @@
  */
 import { Option } from "commander";
 import { newProgram, runProgram } from "../lib/cli.ts";
-import type { GcView, NicView, PodView, PoolView } from "../lib/daemon/api.ts";
+import type { GcView, NicView, PodView, PoolView } from "../lib/rpc/api.ts";
 import { DEFAULTS } from "../lib/config.ts";
 import { RpcClient } from "../lib/rpc/client.ts";
 import { RPC, type RpcPath } from "../lib/rpc/protocol.ts";

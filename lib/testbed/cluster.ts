@@ -11,7 +11,7 @@
 import { stringify as toYaml } from "yaml";
 import { RpcClient } from "../rpc/client.ts";
 import { RPC } from "../rpc/protocol.ts";
-import type { PoolView } from "../daemon/api.ts";
+import type { PoolView } from "../rpc/api.ts";
 import { CommandRunner } from "../linux/exec.ts";
 import { deleteNamespaces, instanceNamespace, leftoverNamespaces } from "../sim/linux.ts";
 import { ProcessLogs, secretLeaks } from "./logs.ts";

@@ -15,7 +15,7 @@
  * - A shared NIC is kept while any record names it; one without pods for `freePeriodMs` is torn
  *   down and given back to the pool (a dedicated NIC: detached and deleted).
  */
-import { errorMessage, HostnicError } from "../errors.ts";
+import { errorMessage, HostnicError } from "../../errors.ts";
 import {
   type Allocation,
   type Ipam,
@@ -23,8 +23,8 @@ import {
   type IpamTarget,
   type PoolStore,
   resolveNamespace,
-} from "../ipam/mod.ts";
-import type { IpamConfig } from "../ipam/mod.ts";
+} from "../../ipam/mod.ts";
+import type { IpamConfig } from "../../ipam/mod.ts";
 import {
   checkPod,
   type LinuxDeps,
@@ -33,11 +33,11 @@ import {
   setupSharedNic,
   teardownPod,
   teardownSharedNic,
-} from "../linux/mod.ts";
-import type { Logger } from "../log.ts";
-import type { NicRecord } from "../nicpool/model.ts";
-import { withoutUndefined } from "../nicpool/model.ts";
-import type { NicPool } from "../nicpool/pool.ts";
+} from "../../linux/mod.ts";
+import type { Logger } from "../../log.ts";
+import type { NicRecord } from "../../nicpool/model.ts";
+import { withoutUndefined } from "../../nicpool/model.ts";
+import type { NicPool } from "../../nicpool/pool.ts";
 import type {
   AddReply,
   AddRequest,
@@ -45,9 +45,9 @@ import type {
   CniSettings,
   DelRequest,
   PodView,
-} from "./api.ts";
-import type { ServiceStore } from "./service.ts";
-import { ServiceError } from "./service.ts";
+} from "../../rpc/api.ts";
+import type { ServiceStore } from "../nic/service.ts";
+import { ServiceError } from "../nic/service.ts";
 
 export {
   CALICO_IP_ADDRS,
@@ -56,8 +56,8 @@ export {
   fixedIpOf,
   SharedRequestError,
   sharedRpcError,
-} from "./shared_request.ts";
-import { fixedIpOf, SharedRequestError } from "./shared_request.ts";
+} from "./request.ts";
+import { fixedIpOf, SharedRequestError } from "./request.ts";
 
 /** Pool owner of the shared NIC of a vxnet. */
 export const SHARED_OWNER_PREFIX = "shared/";

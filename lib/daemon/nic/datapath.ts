@@ -6,7 +6,7 @@
  * node's own address when a service CIDR is configured, so Services keep working without a
  * gateway NIC; the legacy `gw: 0.0.0.0` routes go through the gateway NIC instead.
  */
-import { errorMessage } from "../errors.ts";
+import { errorMessage } from "../../errors.ts";
 import {
   checkPod,
   type LinuxDeps,
@@ -18,8 +18,8 @@ import {
   setupGatewayNic,
   setupPod,
   teardownPod,
-} from "../linux/mod.ts";
-import type { PoolLinks } from "../nicpool/pool.ts";
+} from "../../linux/mod.ts";
+import type { PoolLinks } from "../../nicpool/pool.ts";
 import type { DatapathPod, DatapathResult, PodDatapath } from "./service.ts";
 
 export interface LinuxDatapathOptions {

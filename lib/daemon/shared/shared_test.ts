@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { fixedIpOf } from "./shared.ts";
-import { planSharedGc, type SharedGcFacts } from "./shared_gc.ts";
-import { decideMode } from "./shared_kube.ts";
-import type { SharedRecord } from "./shared.ts";
+import { fixedIpOf } from "./service.ts";
+import { planSharedGc, type SharedGcFacts } from "./gc.ts";
+import { decideMode } from "./kube.ts";
+import type { SharedRecord } from "./service.ts";
 
 const rec = (o: Partial<SharedRecord> & { containerId: string }): SharedRecord => ({
   ifName: "eth0",

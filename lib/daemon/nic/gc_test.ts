@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
+import type { AllocationRecord, NicRecord } from "../../nicpool/model.ts";
 import { type CloudNic, describeAction, type GcFacts, planGc, trackUnknown } from "./gc.ts";
 
 const opts = {

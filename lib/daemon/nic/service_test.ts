@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { NicNotFoundError } from "../linux/errors.ts";
-import { nullLogger } from "../log.ts";
-import { NicPool, type PoolCloud } from "../nicpool/pool.ts";
+import { NicNotFoundError } from "../../linux/errors.ts";
+import { nullLogger } from "../../log.ts";
+import { NicPool, type PoolCloud } from "../../nicpool/pool.ts";
 import { CniService, type DatapathPod, type PodDatapath } from "./service.ts";
 
 /** A cloud where NICs exist once created and attach/detach take effect at once. */

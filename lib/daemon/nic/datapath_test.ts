@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { FakeRunner } from "../linux/fake_runner.ts";
-import { nullLogger } from "../log.ts";
+import { FakeRunner } from "../../linux/fake_runner.ts";
+import { nullLogger } from "../../log.ts";
 import { LinuxPodDatapath } from "./datapath.ts";
 import type { DatapathPod } from "./service.ts";
 

@@ -17,15 +17,15 @@
  *   one the cloud shows detached is deleted; a stuck detach is retried.
  * A NIC named by an allocation is never deleted or forgotten here: releasing the pod comes first.
  */
-import { errorMessage } from "../errors.ts";
-import type { IaasClient } from "../iaas/mod.ts";
-import { describeAllNics } from "../iaas/paginate.ts";
-import { isNetnsMissingDiff } from "../linux/mod.ts";
-import type { Logger } from "../log.ts";
-import type { AllocationRecord, NicRecord } from "../nicpool/model.ts";
-import { ownerKey } from "../nicpool/model.ts";
-import type { NicPool } from "../nicpool/pool.ts";
-import { listReleaseRecords, removeReleaseRecord } from "../store/mod.ts";
+import { errorMessage } from "../../errors.ts";
+import type { IaasClient } from "../../iaas/mod.ts";
+import { describeAllNics } from "../../iaas/paginate.ts";
+import { isNetnsMissingDiff } from "../../linux/mod.ts";
+import type { Logger } from "../../log.ts";
+import type { AllocationRecord, NicRecord } from "../../nicpool/model.ts";
+import { ownerKey } from "../../nicpool/model.ts";
+import type { NicPool } from "../../nicpool/pool.ts";
+import { listReleaseRecords, removeReleaseRecord } from "../../store/mod.ts";
 import type { LinuxPodDatapath } from "./datapath.ts";
 import type { CniService } from "./service.ts";
 

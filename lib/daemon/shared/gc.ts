@@ -20,11 +20,11 @@
  * one address in shared mode), so an address re-allocated since the scan is never freed.
  * GC only reads and releases: a full subnet never stops it.
  */
-import { errorMessage } from "../errors.ts";
-import { type BlockStore, type Ipam, ipOf, RESERVED_HANDLE } from "../ipam/mod.ts";
-import { isNetnsMissingDiff } from "../linux/mod.ts";
-import type { Logger } from "../log.ts";
-import type { SharedRecord, SharedService } from "./shared.ts";
+import { errorMessage } from "../../errors.ts";
+import { type BlockStore, type Ipam, ipOf, RESERVED_HANDLE } from "../../ipam/mod.ts";
+import { isNetnsMissingDiff } from "../../linux/mod.ts";
+import type { Logger } from "../../log.ts";
+import type { SharedRecord, SharedService } from "./service.ts";
 
 export type SharedGcAction =
   | {

@@ -7,21 +7,21 @@
  * gone are released, records whose kernel state was lost (a reboot) are set up again (NIC plumbing
  * first), `allocating` records of ADDs that crashed are released once their pod is gone.
  */
-import { Gauge, type Registry } from "./prom.ts";
-import type { Ipam, IpamCounters } from "../ipam/mod.ts";
-import { blockStats } from "../ipam/mod.ts";
-import type { KubeIpamStores } from "../ipam/kube_store.ts";
-import type { Kube } from "../k8s/types.ts";
-import type { LinuxDeps } from "../linux/mod.ts";
-import type { Logger } from "../log.ts";
-import type { NicPool } from "../nicpool/pool.ts";
-import { route, type RpcRoute } from "../rpc/server.ts";
-import { RPC } from "../rpc/protocol.ts";
-import type { CniSettings } from "./api.ts";
-import { adminGcSchema } from "./schemas.ts";
-import type { ServiceStore } from "./service.ts";
-import { type SharedKube, SharedService } from "./shared.ts";
-import { SharedCollector, type SharedGcResult } from "./shared_gc.ts";
+import { Gauge, type Registry } from "../../observe/prom.ts";
+import type { Ipam, IpamCounters } from "../../ipam/mod.ts";
+import { blockStats } from "../../ipam/mod.ts";
+import type { KubeIpamStores } from "../../ipam/kube_store.ts";
+import type { Kube } from "../../k8s/types.ts";
+import type { LinuxDeps } from "../../linux/mod.ts";
+import type { Logger } from "../../log.ts";
+import type { NicPool } from "../../nicpool/pool.ts";
+import { route, type RpcRoute } from "../../rpc/server.ts";
+import { RPC } from "../../rpc/protocol.ts";
+import type { CniSettings } from "../../rpc/api.ts";
+import { adminGcSchema } from "../schemas.ts";
+import type { ServiceStore } from "../nic/service.ts";
+import { type SharedKube, SharedService } from "./service.ts";
+import { SharedCollector, type SharedGcResult } from "./gc.ts";
 
 export interface SharedModeOptions {
   stores: KubeIpamStores;

@@ -10,11 +10,16 @@
  * - DEL of an unknown key succeeds; DEL tears down the datapath before the NIC is released, so a NIC
  *   is never handed to a second pod while the first still uses it.
  */
-import { HostnicError } from "../errors.ts";
-import { NicNotFoundError } from "../linux/errors.ts";
-import type { Logger } from "../log.ts";
-import { type AllocationRecord, allocKey, ownerKey, withoutUndefined } from "../nicpool/model.ts";
-import type { NicPool } from "../nicpool/pool.ts";
+import { HostnicError } from "../../errors.ts";
+import { NicNotFoundError } from "../../linux/errors.ts";
+import type { Logger } from "../../log.ts";
+import {
+  type AllocationRecord,
+  allocKey,
+  ownerKey,
+  withoutUndefined,
+} from "../../nicpool/model.ts";
+import type { NicPool } from "../../nicpool/pool.ts";
 import type {
   AddReply,
   AddRequest,
@@ -24,7 +29,7 @@ import type {
   GcRequest,
   ReplyInterface,
   StatusReply,
-} from "./api.ts";
+} from "../../rpc/api.ts";
 
 /** What setup made, for the CNI result. */
 export interface DatapathResult {

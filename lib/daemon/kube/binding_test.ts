@@ -5,16 +5,16 @@
  * daemon processes, is tests/e2e/kube_test.ts.)
  */
 import assert from "node:assert/strict";
-import { kubernetesMode } from "../config.ts";
-import { HostnicError } from "../errors.ts";
+import { kubernetesMode } from "../../config.ts";
+import { HostnicError } from "../../errors.ts";
 import {
   ANNOTATION_IP,
   ANNOTATION_TYPE,
   ANNOTATION_VXNET,
   NODE_ANNOTATION_POOL,
   NODE_ANNOTATION_VXNET,
-} from "../k8s/annotations.ts";
-import { KubeError } from "../k8s/errors.ts";
+} from "../../k8s/annotations.ts";
+import { KubeError } from "../../k8s/errors.ts";
 import type {
   Kube,
   KubeEvent,
@@ -25,10 +25,10 @@ import type {
   PodRef,
   WatchEventType,
   WatchPodsOptions,
-} from "../k8s/types.ts";
-import { nullLogger } from "../log.ts";
-import { RpcError } from "../rpc/protocol.ts";
-import type { AddReply, AddRequest } from "./api.ts";
+} from "../../k8s/types.ts";
+import { nullLogger } from "../../log.ts";
+import { RpcError } from "../../rpc/protocol.ts";
+import type { AddReply, AddRequest } from "../../rpc/api.ts";
 import {
   AnnotationConflictError,
   chooseNodeVxnet,
@@ -42,7 +42,7 @@ import {
   readConfigMap,
   startKubeBinding,
   unmetAnnotations,
-} from "./kube.ts";
+} from "./binding.ts";
 
 const VX_A = "vxnet-aaa";
 const VX_B = "vxnet-bbb";

@@ -2,9 +2,9 @@
  * Shared mode's request rules: the fixed IP a pod asks for (hostnic's annotation or Calico's
  * `ipAddrs`), and shared-mode failures as the socket protocol's reasons.
  */
-import { HostnicError } from "../errors.ts";
-import { parseIp } from "../ipam/mod.ts";
-import { RpcError } from "../rpc/protocol.ts";
+import { HostnicError } from "../../errors.ts";
+import { parseIp } from "../../ipam/mod.ts";
+import { RpcError } from "../../rpc/protocol.ts";
 
 /** Calico's fixed-IP annotation (a JSON list of addresses), honoured like hostnic's own. */
 export const CALICO_IP_ADDRS = "cni.projectcalico.org/ipAddrs";

@@ -34,8 +34,8 @@
  * either, and DEL works without the daemon, so nothing is lost by waiting.
  */
 import { z } from "zod";
-import { type DaemonConfig, type FileConfig, parseConfigFile } from "../config.ts";
-import { errorMessage, HostnicError } from "../errors.ts";
+import { type DaemonConfig, type FileConfig, parseConfigFile } from "../../config.ts";
+import { errorMessage, HostnicError } from "../../errors.ts";
 import {
   ANNOTATION_IP,
   ANNOTATION_TYPE,
@@ -46,14 +46,14 @@ import {
   parseNodeVxnet,
   parsePodAnnotations,
   type PodNetworkRequest,
-} from "../k8s/annotations.ts";
-import { loadKube } from "../k8s/client.ts";
-import { AnnotationError, KubeError } from "../k8s/errors.ts";
-import { HOSTNIC_NAMESPACE } from "../k8s/rbac.ts";
-import type { Kube, KubeEvent, KubeWatch, NodeInfo, PodInfo, PodRef } from "../k8s/types.ts";
-import type { Logger } from "../log.ts";
-import { RpcError } from "../rpc/protocol.ts";
-import type { AddReply, AddRequest, StatusReply } from "./api.ts";
+} from "../../k8s/annotations.ts";
+import { loadKube } from "../../k8s/client.ts";
+import { AnnotationError, KubeError } from "../../k8s/errors.ts";
+import { HOSTNIC_NAMESPACE } from "../../k8s/rbac.ts";
+import type { Kube, KubeEvent, KubeWatch, NodeInfo, PodInfo, PodRef } from "../../k8s/types.ts";
+import type { Logger } from "../../log.ts";
+import { RpcError } from "../../rpc/protocol.ts";
+import type { AddReply, AddRequest, StatusReply } from "../../rpc/api.ts";
 
 /** The ConfigMap holding `hostnic` (daemon config) and `hostnic-cni` (CNI config). */
 export const CONFIG_MAP_NAME = "hostnic-cfg-cm";

@@ -3,9 +3,9 @@
  * `GET /metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (the mode's own
  * readiness: 200 with a detail, or 503 with the reason). "" disables it.
  */
-import { parseListenAddr } from "./config.ts";
-import { ConfigError, errorMessage } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { parseListenAddr } from "../config.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
 
 export interface ManageServer {
   /** `host:port` actually bound ("" when disabled). */

@@ -7,7 +7,7 @@
  * Loaded only by the daemon in Kubernetes mode (dynamic import): it pulls the Kubernetes client.
  */
 import * as k8s from "@kubernetes/client-node";
-import { errorMessage } from "../errors.ts";
+import { errorMessage } from "../../errors.ts";
 import {
   Ipam,
   IPAM_CONFIG,
@@ -15,14 +15,14 @@ import {
   IpamCounters,
   parseIpamConfig,
   VXNET_POOL_NAME,
-} from "../ipam/mod.ts";
-import { KubeIpamStores } from "../ipam/kube_store.ts";
-import { loadKubeConfig } from "../k8s/client.ts";
-import { KubeError } from "../k8s/errors.ts";
-import { HOSTNIC_NAMESPACE } from "../k8s/rbac.ts";
-import type { Kube, KubeWatch } from "../k8s/types.ts";
-import type { Logger } from "../log.ts";
-import { CALICO_POD_IP, CALICO_POD_IPS, type SharedKube } from "./shared.ts";
+} from "../../ipam/mod.ts";
+import { KubeIpamStores } from "../../ipam/kube_store.ts";
+import { loadKubeConfig } from "../../k8s/client.ts";
+import { KubeError } from "../../k8s/errors.ts";
+import { HOSTNIC_NAMESPACE } from "../../k8s/rbac.ts";
+import type { Kube, KubeWatch } from "../../k8s/types.ts";
+import type { Logger } from "../../log.ts";
+import { CALICO_POD_IP, CALICO_POD_IPS, type SharedKube } from "./service.ts";
 
 export const IPAM_CONFIG_MAP = "hostnic-ipam-config";
 
