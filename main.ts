@@ -75,31 +75,26 @@ const helpMode: Mode = {
   },
 };
 
+/** A commander mode module: its `main` and its `program()` (cmd/*.ts, lib/cli.ts `ModeProgram`). */
+function commanderMode(
+  load: () => Promise<{ main: ModeMain; program: () => { program: CommandTree } }>,
+): () => Promise<Mode> {
+  return async () => {
+    const m = await load();
+    return { main: m.main, program: () => m.program().program };
+  };
+}
+
 /**
  * Every mode by name. Literal dynamic imports, so `deno compile` bundles each mode and the CNI
  * plugin path loads none of them. A new mode is one entry here (and a line in USAGE).
  */
 const MODES: Readonly<Record<string, () => Promise<Mode>>> = {
-  daemon: async () => {
-    const m = await import("./cmd/daemon.ts");
-    return { main: m.main, program: () => m.program().program };
-  },
-  controller: async () => {
-    const m = await import("./cmd/controller.ts");
-    return { main: m.main, program: () => m.program().program };
-  },
-  admin: async () => {
-    const m = await import("./cmd/admin.ts");
-    return { main: m.main, program: () => m.program().program };
-  },
-  sim: async () => {
-    const m = await import("./cmd/sim.ts");
-    return { main: m.main, program: () => m.program().program };
-  },
-  demo: async () => {
-    const m = await import("./cmd/demo.ts");
-    return { main: m.main, program: () => m.program().program };
-  },
+  daemon: commanderMode(() => import("./cmd/daemon.ts")),
+  controller: commanderMode(() => import("./cmd/controller.ts")),
+  admin: commanderMode(() => import("./cmd/admin.ts")),
+  sim: commanderMode(() => import("./cmd/sim.ts")),
+  demo: commanderMode(() => import("./cmd/demo.ts")),
   install: async () => {
     const m = await import("./cmd/install.ts");
     return { main: m.main, program: m.installProgram };
