@@ -52,13 +52,15 @@ async function modeInvocations(): Promise<Invocation[]> {
   return out;
 }
 
-/** `deno run … <script> [args]` tasks of deno.json, each with `--help` appended. */
+/** The `deno run … <script> [args]` step of each deno.json task, with `--help` appended. */
 async function taskInvocations(): Promise<Invocation[]> {
   const deno = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
   const out: Invocation[] = [];
   for (const [task, line] of Object.entries(deno.tasks as Record<string, string>)) {
-    const words = line.trim().split(/\s+/);
-    if (words[0] !== "deno" || words[1] !== "run") continue;
+    // The `deno run` step of the task (`bash k8s/build.sh >/dev/null && deno run -A …` too).
+    const step = line.split("&&").map((s) => s.trim()).find((s) => s.startsWith("deno run "));
+    if (step === undefined) continue;
+    const words = step.split(/\s+/);
     const rest = words.slice(2);
     const script = rest.findIndex((w) => !w.startsWith("-"));
     if (script < 0) continue;
