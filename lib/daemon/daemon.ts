@@ -185,7 +185,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     if (kube) cleanups.push(() => kube.close());
     // A Warning event on passthrough pods a NetworkPolicy selects (not enforceable on the host).
     const policyWarn = kube &&
-      (await import("./netpol_warn.ts")).startPolicyWarnings({
+      (await import("./kube/netpol_warn.ts")).startPolicyWarnings({
         kube: kube.kube,
         nodeName: kube.nodeName,
         logger,

@@ -21,7 +21,7 @@ export const REQUIRED_PERMISSIONS: readonly PermissionRule[] = [
   { apiGroup: "", resource: "pods", verbs: ["get", "list", "watch"] },
   // getNode, listNodes (vxnet assignment), annotateNode (vxnet, pool health)
   { apiGroup: "", resource: "nodes", verbs: ["get", "list", "patch"] },
-  // watchNetworkPolicies: a Warning event on passthrough pods a policy selects (lib/daemon/netpol_warn.ts)
+  // watchNetworkPolicies: a Warning event on passthrough pods a policy selects (lib/daemon/kube/netpol_warn.ts)
   { apiGroup: "networking.k8s.io", resource: "networkpolicies", verbs: ["list", "watch"] },
   // createPodEvent (create, then patch `count` for repeats)
   { apiGroup: "", resource: "events", verbs: ["create", "patch"] },

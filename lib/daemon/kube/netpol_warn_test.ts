@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ANNOTATION_TYPE } from "../k8s/annotations.ts";
-import type { PodInfo } from "../k8s/types.ts";
+import { ANNOTATION_TYPE } from "../../k8s/annotations.ts";
+import type { PodInfo } from "../../k8s/types.ts";
 import { POLICY_NOT_ENFORCED, policyWarnings } from "./netpol_warn.ts";
 
 const pod = (name: string, labels: Record<string, string>, passthrough = true): PodInfo => ({

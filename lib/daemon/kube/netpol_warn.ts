@@ -5,11 +5,11 @@
  * Runs only with Kubernetes and a client that can watch NetworkPolicies; `policyWarnings` is the
  * pure decision (unit-tested in netpol_warn_test.ts).
  */
-import { ANNOTATION_TYPE } from "../k8s/annotations.ts";
-import { policiesSelecting, type PolicyRef } from "../k8s/netpol.ts";
-import type { Kube, KubeEvent, KubeWatch, PodInfo, PodRef } from "../k8s/types.ts";
-import type { Logger } from "../log.ts";
-import { errorMessage } from "../errors.ts";
+import { ANNOTATION_TYPE } from "../../k8s/annotations.ts";
+import { policiesSelecting, type PolicyRef } from "../../k8s/netpol.ts";
+import type { Kube, KubeEvent, KubeWatch, PodInfo, PodRef } from "../../k8s/types.ts";
+import type { Logger } from "../../log.ts";
+import { errorMessage } from "../../errors.ts";
 
 export const POLICY_NOT_ENFORCED = "PolicyNotEnforced";
 
