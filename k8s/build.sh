@@ -20,35 +20,12 @@ out="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$key"
 say() { printf '[k8s:build] %s\n' "$*" >&2; }
 complete() { [ -f "$out/.complete" ]; }
 
-# kube-router's network policy controller (deploy/policy/): its own wrapper module and its own cache
-# directory, keyed by that wrapper alone, so it never rebuilds Kubernetes (nor Kubernetes it).
-#   --print-kube-router-dir  only print its directory (exit 1 if it is not built)
-kube_router() {
-  local krkey krout t0 KUBE_ROUTER_VERSION=v2.1.0 # also in kube-router/go.mod (versions.env is the core key)
-  krkey=$(cd "$here" && cat kube-router/go.mod kube-router/go.sum | sha256sum | cut -c1-12)
-  krout="$cache/kube-router-$KUBE_ROUTER_VERSION-$krkey"
-  if [ "${1:-}" = "--print" ]; then
-    [ -x "$krout/kube-router" ] || { say "kube-router not built yet: run 'bash k8s/build.sh'"; return 1; }
-    echo "$krout"; return 0
-  fi
-  if [ -x "$krout/kube-router" ]; then say "up to date: kube-router $KUBE_ROUTER_VERSION"; return 0; fi
-  t0=$(date +%s)
-  mkdir -p "$krout.tmp"
-  (cd "$here/kube-router" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly go build -trimpath \
-    -ldflags "-s -w" -o "$krout.tmp/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router) ||
-    { rm -rf "$krout.tmp"; say "building kube-router failed"; return 1; }
-  rm -rf "$krout" && mv "$krout.tmp" "$krout"
-  say "kube-router $KUBE_ROUTER_VERSION done in $(( $(date +%s) - t0 ))s"
-}
-if [ "${1:-}" = "--print-kube-router-dir" ]; then kube_router --print; exit $?; fi
-
 if [ "${1:-}" = "--print-dir" ]; then
   complete || { say "not built yet: run 'deno task k8s:build'"; exit 1; }
   echo "$out"; exit 0
 fi
 if complete; then
   say "up to date: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION"
-  kube_router
   echo "$out"; exit 0
 fi
 command -v go >/dev/null || { say "'go' is not on PATH: install Go >= 1.24 (e.g. /usr/local/go/bin)"; exit 1; }
@@ -94,5 +71,4 @@ rm -rf "$out"
 mv "$tmp" "$out"
 trap - EXIT
 say "built Kubernetes $K8S_VERSION and etcd $ETCD_VERSION in ${took}s"
-kube_router
 echo "$out"

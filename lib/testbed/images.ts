@@ -37,13 +37,13 @@ export function imageCacheDir(): string {
     `${Deno.env.get("HOME") ?? "/root"}/.cache/hostnic/images`;
 }
 
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
+async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? enc.encode(data) : data;
   const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export async function fileSha256(path: string): Promise<string> {
+async function fileSha256(path: string): Promise<string> {
   const out = await runner.run(["sha256sum", path]);
   return out.stdout.split(/\s+/)[0];
 }
@@ -58,7 +58,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Runs `build(tmpPath)` unless `path` exists; the result is renamed into place. */
-export async function cached(
+async function cached(
   path: string,
   ref: string,
   build: (tmp: string) => Promise<void>,
@@ -85,7 +85,7 @@ interface ImageConfig {
  * Writes a one-layer docker-archive (manifest.json, config JSON with rootfs.diff_ids, layer.tar)
  * of directory `rootfs` to `out`, tagged `ref`. Deterministic: sorted, mtime 0, uid/gid 0.
  */
-export async function dockerArchive(
+async function dockerArchive(
   o: { rootfs: string; out: string; ref: string; config: ImageConfig },
 ): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "hostnic-img-" });
@@ -219,15 +219,12 @@ export async function busyboxImage(): Promise<BuiltImage> {
 const BASE_INCLUDE = ["iproute2", "iptables", "procps", "ca-certificates"];
 const DEBIAN_MIRROR = "http://deb.debian.org/debian";
 
-/**
- * A Debian bookworm minbase root, as a tar for `podman import` (debootstrap, once per machine);
- * `extra` packages make a different base (e.g. ipset and conntrack for kube-router's image).
- */
-export async function debianBase(extra: readonly string[] = []): Promise<BuiltImage> {
+/** A Debian bookworm minbase root, as a tar for `podman import` (debootstrap, once per machine). */
+export async function debianBase(): Promise<BuiltImage> {
   const argv = [
     "debootstrap",
     "--variant=minbase",
-    `--include=${[...BASE_INCLUDE, ...extra].join(",")}`,
+    `--include=${BASE_INCLUDE.join(",")}`,
     "bookworm",
   ];
   const key = (await sha256Hex(`${argv.join(" ")} ${DEBIAN_MIRROR}`)).slice(0, 16);
