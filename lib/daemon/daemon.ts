@@ -9,7 +9,7 @@
  */
 import type { DaemonConfig } from "../config.ts";
 import { kubernetesMode } from "../config.ts";
-import { startManageServer } from "../observe/manage_server.ts";
+import { startManageServer } from "../observe/mod.ts";
 import { ConfigError, errorMessage, HostnicError } from "../errors.ts";
 import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";

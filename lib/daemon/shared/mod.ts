@@ -7,7 +7,7 @@
  * gone are released, records whose kernel state was lost (a reboot) are set up again (NIC plumbing
  * first), `allocating` records of ADDs that crashed are released once their pod is gone.
  */
-import { Gauge, type Registry } from "../../observe/prom.ts";
+import { Gauge, type Registry } from "../../observe/mod.ts";
 import type { Ipam, IpamCounters } from "../../ipam/mod.ts";
 import { blockStats } from "../../ipam/mod.ts";
 import type { KubeIpamStores } from "../../ipam/kube_store.ts";
