@@ -50,4 +50,3 @@ Deno.test("every rejection names the offending key", () => {
   assert.equal(keyOf(() => resolveConfig(file, { poolSize: 64 }, "f")), "--PoolSize");
   assert.equal(keyOf(() => resolveConfig(file, { manageAddr: "x" }, "f")), "--manageAddr");
 });
-
