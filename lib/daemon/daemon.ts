@@ -176,7 +176,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   try {
     // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube.ts.
     const kube = kubernetesMode(cfg.kubeconfig)
-      ? await (await import("./kube/binding.ts")).startKubeBinding({
+      ? await (await import("./kube/mod.ts")).startKubeBinding({
         config: cfg,
         instanceId,
         logger,
