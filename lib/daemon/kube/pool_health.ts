@@ -23,25 +23,27 @@ export interface PoolHealth {
   restartNeeded?: string;
 }
 
-/** What `sync` reads of the daemon (structural, so tests can pass plain objects). */
+/** What `sync` reads of the daemon (a `Backend` has it; tests pass plain objects). */
 export interface HealthSource {
-  pool: {
-    counts(): { free: number; inuse: number; total: number };
-    readonly lastError?: string;
-    readonly options: { readonly vxnet?: string };
+  poolView(): {
+    vxnet?: string;
+    free: number;
+    inuse: number;
+    total: number;
+    lastError?: string;
   };
-  svc: { status(): StatusReply };
+  status(): StatusReply;
 }
 
 const TEXT_MAX = 300;
 
 export function poolHealth(src: HealthSource, restartNeeded?: string): PoolHealth {
-  const c = src.pool.counts();
-  const st = src.svc.status();
+  const c = src.poolView();
+  const st = src.status();
   const h: PoolHealth = { free: c.free, inuse: c.inuse, total: c.total, ready: st.ready };
-  if (src.pool.options.vxnet) h.vxnet = src.pool.options.vxnet;
+  if (c.vxnet) h.vxnet = c.vxnet;
   if (!st.ready && st.reason) h.reason = st.reason.slice(0, TEXT_MAX);
-  if (src.pool.lastError) h.lastError = src.pool.lastError.slice(0, TEXT_MAX);
+  if (c.lastError) h.lastError = c.lastError.slice(0, TEXT_MAX);
   if (restartNeeded) h.restartNeeded = restartNeeded.slice(0, TEXT_MAX);
   return h;
 }

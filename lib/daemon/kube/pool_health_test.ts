@@ -22,7 +22,7 @@ Deno.test("health annotation: stable JSON, only set keys, long texts cut", () =>
   assert.equal(healthAnnotation({ ...h }), text, "same health, same text");
   const down = poolHealth({
     ...source(),
-    svc: { status: () => ({ ready: false, freeNics: 0, reason: "starting" }) },
+    status: () => ({ ready: false, freeNics: 0, reason: "starting" }),
   });
   assert.equal(down.reason, "starting");
 });

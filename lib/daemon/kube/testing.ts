@@ -171,14 +171,8 @@ export function reply(
 export const source = (
   o: { free?: number; ready?: boolean; lastError?: string } = {},
 ): HealthSource => ({
-  pool: {
-    counts: () => ({ free: o.free ?? 2, inuse: 1, total: 3 }),
-    lastError: o.lastError,
-    options: { vxnet: VX_A },
-  },
-  svc: {
-    status: () => ({ ready: o.ready ?? true, freeNics: o.free ?? 2 }),
-  },
+  poolView: () => ({ vxnet: VX_A, free: o.free ?? 2, inuse: 1, total: 3, lastError: o.lastError }),
+  status: () => ({ ready: o.ready ?? true, freeNics: o.free ?? 2 }),
 });
 
 export async function binding(

@@ -46,8 +46,8 @@ import type {
   DelRequest,
   PodView,
 } from "../../rpc/api.ts";
-import type { ServiceStore } from "../nic/service.ts";
-import { ServiceError } from "../nic/service.ts";
+import type { ServiceStore } from "../backend.ts";
+import { ServiceError } from "../backend.ts";
 
 export {
   CALICO_IP_ADDRS,
