@@ -1,10 +1,13 @@
 /**
- * The node daemon put together: cloud client, state store, start-up checks and recovery, NIC pool,
- * CNI service, socket API, management HTTP (`/metrics`, `/healthz`, `/readyz`) and the sync loop.
+ * The node daemon's core put together: cloud client, Kubernetes binding, the mode (mode.ts), state
+ * store, start-up checks, the allocation backend (backend.ts), socket API, management HTTP
+ * (`/metrics`, `/healthz`, `/readyz`) and the sync loop. It knows no mode: what differs between
+ * nic/passthrough and shared lives behind `Backend`.
  *
  * Order (readiness stays false until the last step):
- *   config → credentials → instance id → instance/vxnet checks → store → recovery (store ⇄ cloud)
- *   → pods (kernel ⇄ allocations: repair or release) → socket → pool fill → ready.
+ *   config → credentials → instance id → Kubernetes → mode → instance/vxnet checks → store
+ *   → backend (recovery store ⇄ cloud, then pods: kernel ⇄ allocations, repair or release)
+ *   → socket → pool fill → ready.
  * Shutdown reverses it; with CleanUpCacheOnExit the free NICs are detached and deleted.
  */
 import type { DaemonConfig } from "../config.ts";
