@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics of the node daemon, served on `--manageAddr` at `/metrics` (lib/daemon/
+ * Prometheus metrics of the node daemon, served on `--manageAddr` at `/metrics` (lib/observe/
  * prom.ts renders them as prom-client did). One registry per daemon (no global default
  * registry), so tests can run several daemons.
  */
