@@ -22,7 +22,7 @@ import {
   parseScenario,
   type Scenario,
   startSim,
-} from "../lib/iaas/sim/mod.ts";
+} from "../lib/sim/mod.ts";
 
 const enc = new TextEncoder();
 

@@ -13,7 +13,7 @@ import { RpcClient } from "../rpc/client.ts";
 import { RPC } from "../rpc/protocol.ts";
 import type { PoolView } from "../rpc/api.ts";
 import { CommandRunner } from "../linux/exec.ts";
-import { deleteNamespaces, instanceNamespace, leftoverNamespaces } from "../iaas/sim/linux.ts";
+import { deleteNamespaces, instanceNamespace, leftoverNamespaces } from "../sim/linux.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const runner = new CommandRunner();

@@ -7,7 +7,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../errors.ts";
 import {
   broadcast,
   type Cidr,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../errors.ts";
 import { formatIp } from "./ip.ts";
 import { parseScenario, scenarioFromObject } from "./scenario.ts";
 import { testScenarioObject } from "./testing.ts";
@@ -17,7 +17,7 @@ function keyOf(fn: () => unknown): string {
 
 Deno.test("the documented example scenario parses", async () => {
   const text = await Deno.readTextFile(
-    new URL("../../../deploy/sim/example.yaml", import.meta.url),
+    new URL("../../deploy/sim/example.yaml", import.meta.url),
   );
   const s = parseScenario(text);
   assert.equal(s.zone, "pek3a");

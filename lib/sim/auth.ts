@@ -10,7 +10,7 @@ import {
   type HttpMethod,
   type SignatureMethod,
   timingSafeEqual,
-} from "../signer.ts";
+} from "../iaas/signer.ts";
 import { authFailure, invalidParameter, SimApiError } from "./errors.ts";
 import type { Params } from "./params.ts";
 import type { AccessKey } from "./world.ts";

@@ -3,7 +3,7 @@
  * platform's `<ErrorClass>, <detail>` pattern; the server turns it into `{ret_code, message}`
  * with HTTP 200, exactly like the real API. Messages never contain secrets.
  */
-import { HostnicError } from "../../errors.ts";
+import { HostnicError } from "../errors.ts";
 
 export const RetCode = {
   OK: 0,

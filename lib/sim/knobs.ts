@@ -4,7 +4,7 @@
  * same zod schema, so a bad value is rejected with the offending key named.
  */
 import { z } from "zod";
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../errors.ts";
 
 const rate = z.number().min(0).max(1);
 const retCode = z.number().int().min(1).max(9999);

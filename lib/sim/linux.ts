@@ -23,8 +23,8 @@
  * All changes are batched per namespace with `ip -batch` / `bridge -batch` (a spawn costs ~5 ms).
  * Invariant: nothing is created in the root namespace; `close()` deletes every namespace made.
  */
-import { ExecError, type Runner } from "../../linux/exec.ts";
-import type { Logger } from "../../log.ts";
+import { ExecError, type Runner } from "../linux/exec.ts";
+import type { Logger } from "../log.ts";
 import { SimApiError } from "./errors.ts";
 import { formatIp } from "./ip.ts";
 import type { World } from "./world.ts";

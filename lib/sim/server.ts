@@ -12,9 +12,9 @@
  * a client never sees a stale job. With the Linux backend the job stays `working` until its
  * links exist (or are gone); backend work is serialised on one queue.
  */
-import { errorMessage } from "../../errors.ts";
-import type { Runner } from "../../linux/exec.ts";
-import { type Logger, nullLogger } from "../../log.ts";
+import { errorMessage } from "../errors.ts";
+import type { Runner } from "../linux/exec.ts";
+import { type Logger, nullLogger } from "../log.ts";
 import { ACTIONS } from "./actions.ts";
 import { verifyRequest } from "./auth.ts";
 import {
@@ -471,7 +471,7 @@ export async function startSim(o: StartSimOptions): Promise<SimServer> {
   const logger = o.logger ?? nullLogger;
   let runner = o.runner;
   if (o.linux && !runner) {
-    const { CommandRunner } = await import("../../linux/exec.ts");
+    const { CommandRunner } = await import("../linux/exec.ts");
     runner = new CommandRunner();
   }
   const sim = new Sim({

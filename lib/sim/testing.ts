@@ -3,7 +3,12 @@
  * scenario and a signed-request helper built on the real signer, so tests exercise the same
  * canonicalisation a client uses without depending on the client.
  */
-import { computeSignature, formatTimeStamp, type HttpMethod, percentEncode } from "../signer.ts";
+import {
+  computeSignature,
+  formatTimeStamp,
+  type HttpMethod,
+  percentEncode,
+} from "../iaas/signer.ts";
 import { type Scenario, scenarioFromObject } from "./scenario.ts";
 
 export const TEST_KEY_ID = "SIMTESTKEY0001";

@@ -18,7 +18,7 @@
  * - Resources of another owner are invisible to Describe* and give 1400 when mutated.
  * - Deleting a resource or a tag removes its tag bindings.
  */
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../errors.ts";
 import { cidrContains, formatIp, hostRange, parseIp } from "./ip.ts";
 import { createRng, deriveSeed, type Rng } from "./prng.ts";
 import type { Scenario, ScenarioRule } from "./scenario.ts";
