@@ -55,8 +55,6 @@ export const LAYERS: readonly Layer[] = [
       "lib/plugin/",
       "lib/install/",
       "lib/sim/",
-      // Until the simulator leaves the client's folder (helper arch-sim moves it to lib/sim/).
-      "lib/iaas/sim/",
     ],
   },
   {
@@ -73,7 +71,7 @@ export const DAEMON_CORE = "lib/daemon/";
 export const DAEMON_BACKENDS: readonly string[] = ["lib/daemon/nic/", "lib/daemon/shared/"];
 
 /** The simulator's folders and what it may take from lib/iaas (the wire types, nothing else). */
-export const SIM_UNITS: readonly string[] = ["lib/sim/", "lib/iaas/sim/"];
+export const SIM_UNITS: readonly string[] = ["lib/sim/"];
 export const IAAS_CLIENT = "lib/iaas/";
 export const SIM_MAY_IMPORT: readonly string[] = ["lib/iaas/types.ts"];
 
@@ -101,7 +99,7 @@ export const PENDING: readonly Pending[] = [
   { kind: "size", path: "lib/iaas/client.ts", owner: "arch-sim", why: "client.ts split" },
   {
     kind: "size",
-    path: "lib/iaas/sim/world.ts",
+    path: "lib/sim/world.ts",
     owner: "arch-sim",
     why: "world.ts split by resource",
   },
@@ -109,13 +107,13 @@ export const PENDING: readonly Pending[] = [
   { kind: "size", path: "lib/nicpool/pool.ts", owner: "perf", why: "pool.ts split (burst logic)" },
   {
     kind: "sim",
-    path: "lib/iaas/sim/auth.ts",
+    path: "lib/sim/auth.ts",
     owner: "arch-sim",
     why: "the simulator checks signatures with the client's signer",
   },
   {
     kind: "sim",
-    path: "lib/iaas/sim/testing.ts",
+    path: "lib/sim/testing.ts",
     owner: "arch-sim",
     why: "the simulator's test helper builds signed requests with the client's signer",
   },
