@@ -16,6 +16,7 @@ import {
   type IpPoolSpec,
   newBlock,
   PATTERNS,
+  sumBlockStats,
   type Versioned,
   VXNET_POOL_NAME,
 } from "../ipam/mod.ts";
@@ -46,18 +47,12 @@ export interface RemovalBlock {
 
 const vxnetName = new RegExp(PATTERNS.vxnetId);
 
-export function sumUsage(blocks: Versioned<BlockSpec>[], now: number, cooldownMs: number) {
-  const sum = { size: 0, reserved: 0, allocated: 0, free: 0, cooling: 0, blocks: 0 };
-  for (const b of blocks) {
-    const s = blockStats(b.spec, { now, cooldownMs });
-    sum.size += s.size;
-    sum.reserved += s.reserved;
-    sum.allocated += s.allocated;
-    sum.free += s.free;
-    sum.cooling += s.cooling;
-    sum.blocks++;
-  }
-  return sum;
+export function sumUsage(
+  blocks: Versioned<BlockSpec>[],
+  now: number,
+  cooldownMs: number,
+): BlockStats & { blocks: number } {
+  return sumBlockStats(blocks.map((b) => b.spec), { now, cooldownMs });
 }
 
 export function describeBlocked(b: RemovalBlock): string {

@@ -19,7 +19,6 @@ import {
   allocationsOf,
   assignOrdinal,
   type BlockStats,
-  blockStats,
   holderOf,
   ipOf,
   newBlock,
@@ -27,6 +26,7 @@ import {
   type Pick,
   pickOrdinal,
   releaseOrdinals,
+  sumBlockStats,
 } from "./block.ts";
 import {
   ConflictError,
@@ -284,18 +284,11 @@ export class Ipam {
 
   /** Per-pool usage (cooling addresses counted as free capacity). */
   async usage(pool: string): Promise<BlockStats & { blocks: number }> {
-    const sum = { size: 0, reserved: 0, allocated: 0, free: 0, cooling: 0, blocks: 0 };
-    for (const b of await this.deps.blocks.list()) {
-      if (b.spec.pool !== pool) continue;
-      const s = blockStats(b.spec, { now: this.deps.now(), cooldownMs: this.#cooldownMs });
-      sum.size += s.size;
-      sum.reserved += s.reserved;
-      sum.allocated += s.allocated;
-      sum.free += s.free;
-      sum.cooling += s.cooling;
-      sum.blocks++;
-    }
-    return sum;
+    const mine = (await this.deps.blocks.list()).filter((b) => b.spec.pool === pool);
+    return sumBlockStats(mine.map((b) => b.spec), {
+      now: this.deps.now(),
+      cooldownMs: this.#cooldownMs,
+    });
   }
 
   // -------------------------------------------------------------------------------------------
