@@ -5,12 +5,7 @@
  * decoded parameters and the path exactly as received (1200, compared in constant time).
  * Errors never include the secret or the expected signature.
  */
-import {
-  computeSignature,
-  type HttpMethod,
-  type SignatureMethod,
-  timingSafeEqual,
-} from "../iaas/signer.ts";
+import { type HttpMethod, sameSignature, sign, type SignatureMethod } from "./signature.ts";
 import { authFailure, invalidParameter, SimApiError } from "./errors.ts";
 import type { Params } from "./params.ts";
 import type { AccessKey } from "./world.ts";
@@ -76,14 +71,14 @@ export async function verifyRequest(o: VerifyOptions): Promise<AccessKey> {
   const paths = [o.path];
   if (o.lenientPath) paths.push(o.path.endsWith("/") ? o.path.slice(0, -1) : o.path + "/");
   for (const path of paths) {
-    const expected = await computeSignature({
+    const expected = await sign({
       method: o.method,
       path,
       params: p,
       secret: key.secret,
       signatureMethod: method as SignatureMethod,
     });
-    if (timingSafeEqual(expected, signature)) return key;
+    if (sameSignature(expected, signature)) return key;
   }
   throw authFailure("signature not matched");
 }

@@ -11,9 +11,10 @@
  * `clientConfig()`, whose purpose is to hand them to a client); fault injection is reproducible
  * from the seeds; `close()` leaves no namespace, link or socket behind.
  *
- * Layout: scenario.ts (file → Scenario), world.ts (state + invariants), params.ts (decoding),
- * auth.ts (signature check), actions.ts (replies), knobs.ts, server.ts (HTTP, control, jobs
- * timer), linux.ts (namespaces), ip.ts, prng.ts, errors.ts.
+ * Layout: scenario.ts (file → Scenario), world.ts (state + invariants: a composition of
+ * world/tables.ts and one module per resource under world/), params.ts (decoding), auth.ts
+ * (signature check), actions.ts (replies), knobs.ts, server.ts (HTTP, control, jobs timer),
+ * linux.ts (namespaces), ip.ts, prng.ts, errors.ts.
  */
 export { parseScenario, type Scenario, scenarioFromObject } from "./scenario.ts";
 export {

@@ -1,14 +1,9 @@
 /**
  * Test helpers for the simulator (used by its own tests and by other modules' tests): a small
- * scenario and a signed-request helper built on the real signer, so tests exercise the same
- * canonicalisation a client uses without depending on the client.
+ * scenario and a signed-request helper built on the simulator's own signer (signature.ts, checked
+ * against the spec's vectors), so no simulator test depends on the client it examines.
  */
-import {
-  computeSignature,
-  formatTimeStamp,
-  type HttpMethod,
-  percentEncode,
-} from "../iaas/signer.ts";
+import { encodeComponent, formatTimeStamp, type HttpMethod, sign } from "./signature.ts";
 import { type Scenario, scenarioFromObject } from "./scenario.ts";
 
 export const TEST_KEY_ID = "SIMTESTKEY0001";
@@ -86,7 +81,7 @@ export async function signedRequest(o: SignedRequestOptions): Promise<Request> {
     version: "1",
   };
   for (const [k, v] of Object.entries(o.params ?? {})) params[k] = String(v);
-  const signature = await computeSignature({
+  const signature = await sign({
     method,
     path: u.pathname,
     params,
@@ -94,8 +89,9 @@ export async function signedRequest(o: SignedRequestOptions): Promise<Request> {
     signatureMethod: o.signatureMethod ?? "HmacSHA256",
   });
   const sent = { ...params, ...o.tamper };
-  const body = Object.keys(sent).sort().map((k) => `${percentEncode(k)}=${percentEncode(sent[k])}`)
-    .join("&") + `&signature=${percentEncode(signature)}`;
+  const body =
+    Object.keys(sent).sort().map((k) => `${encodeComponent(k)}=${encodeComponent(sent[k])}`)
+      .join("&") + `&signature=${encodeComponent(signature)}`;
   if (method === "GET") return new Request(`${u.origin}${u.pathname}?${body}`);
   return new Request(`${u.origin}${u.pathname}`, {
     method: "POST",

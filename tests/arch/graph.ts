@@ -225,8 +225,9 @@ function judgeEdge(path: string, from: Placed, target: string): Violation | unde
     return {
       kind: "sim",
       path,
-      message: `${arrow}: the simulator may take from ${IAAS_CLIENT} only the wire types ` +
-        `(${SIM_MAY_IMPORT.join(", ")})`,
+      message: SIM_MAY_IMPORT.length
+        ? `${arrow}: the simulator may take from ${IAAS_CLIENT} only ${SIM_MAY_IMPORT.join(", ")}`
+        : `${arrow}: the simulator may not import the IaaS client it checks`,
     };
   }
   if (toSim && !fromSim && path.startsWith(IAAS_CLIENT)) {

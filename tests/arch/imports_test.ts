@@ -137,8 +137,8 @@ Deno.test("arch: each rule fails with a readable line", async (t) => {
       { path: "lib/linux/exec.ts", text: `import "../log.ts";` },
       { path: "lib/log.ts", text: `import "./errors.ts";` },
       { path: "lib/errors.ts", text: "" },
-      { path: "lib/sim/world.ts", text: `import type { Z } from "../iaas/types.ts";` },
-      { path: "lib/iaas/types.ts", text: "" },
+      { path: "lib/sim/world.ts", text: `import type { Z } from "./types.ts";` },
+      { path: "lib/sim/types.ts", text: "" },
     ]);
     assert.deepEqual(r.violations, []);
   });
