@@ -91,7 +91,7 @@ async function start(o: StartOptions): Promise<number> {
   let source = file ? configPath : "defaults";
   if (!file && kubernetesMode(o.kubeconfig)) {
     resolveConfig(parseConfigFile("", configPath), flags, configPath); // bad flags fail first
-    const { readConfigMap } = await import("../lib/daemon/kube/binding.ts");
+    const { readConfigMap } = await import("../lib/daemon/kube/mod.ts");
     const fromCluster = await readConfigMap({ kubeconfig: o.kubeconfig, logger });
     if (fromCluster) [file, source] = [fromCluster.config, fromCluster.source];
   }

@@ -10,6 +10,7 @@ import { z } from "zod";
 import { FOREIGN_MARK_BITS, HOSTNIC_DEFAULTS } from "./cni/config.ts";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
+import { parseListenAddr } from "./observe/mod.ts";
 
 export const DEFAULTS = {
   configPath: "/etc/hostnic/hostnic.json",
@@ -216,15 +217,6 @@ export function resolveConfig(
     nodeName: flags.nodeName,
     kubeconfig: flags.kubeconfig,
   };
-}
-
-/** Parses "host:port", ":port", "[v6]:port". Port 0 means "any free port". */
-export function parseListenAddr(addr: string): { hostname: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(addr);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
 /**

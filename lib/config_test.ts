@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "./errors.ts";
-import { parseConfigFile, parseListenAddr, resolveConfig } from "./config.ts";
+import { parseConfigFile, resolveConfig } from "./config.ts";
 
 const keyOf = (fn: () => unknown) => {
   try {
@@ -49,11 +49,4 @@ Deno.test("every rejection names the offending key", () => {
   assert.equal(keyOf(() => resolveConfig(file, { vxnets: ["nope"] }, "f")), "--vxnets");
   assert.equal(keyOf(() => resolveConfig(file, { poolSize: 64 }, "f")), "--PoolSize");
   assert.equal(keyOf(() => resolveConfig(file, { manageAddr: "x" }, "f")), "--manageAddr");
-});
-
-Deno.test("listen addresses: host:port, :port, [v6]:port", () => {
-  assert.deepEqual(parseListenAddr(":31081"), { hostname: "0.0.0.0", port: 31081 });
-  assert.deepEqual(parseListenAddr("127.0.0.1:0"), { hostname: "127.0.0.1", port: 0 });
-  assert.deepEqual(parseListenAddr("[::1]:80"), { hostname: "::1", port: 80 });
-  assert.equal(parseListenAddr("70000"), undefined);
 });

@@ -1,9 +1,9 @@
 /**
- * Prometheus metrics of the controller (lib/daemon/prom.ts, one registry per controller), served on
+ * Prometheus metrics of the controller (lib/observe/prom.ts, one registry per controller), served on
  * `--manageAddr` at `/metrics`: reconciles by result, VIPs allocated/released, IaaS calls, pool
  * utilization computed from the IPAMBlocks, leadership.
  */
-import { collectProcessMetrics, Counter, Gauge, Registry } from "../observe/prom.ts";
+import { collectProcessMetrics, Counter, Gauge, Registry } from "../observe/mod.ts";
 import type { BlockStats } from "../ipam/mod.ts";
 import type { ReconcileObserver } from "./vpool.ts";
 

@@ -35,9 +35,9 @@ export {
   type ReconcileOptions,
   type ReconcileResult,
   reconcileVxNetPool,
-  type RemovalBlock,
   setCondition,
 } from "./vpool.ts";
+export { type RemovalBlock } from "./ippools.ts";
 export { autoAssign, type AutoAssignPlan, planAutoAssign } from "./autoassign.ts";
 export {
   LeaderElector,

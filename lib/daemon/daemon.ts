@@ -1,15 +1,18 @@
 /**
- * The node daemon put together: cloud client, state store, start-up checks and recovery, NIC pool,
- * CNI service, socket API, management HTTP (`/metrics`, `/healthz`, `/readyz`) and the sync loop.
+ * The node daemon's core put together: cloud client, Kubernetes binding, the mode (mode.ts), state
+ * store, start-up checks, the allocation backend (backend.ts), socket API, management HTTP
+ * (`/metrics`, `/healthz`, `/readyz`) and the sync loop. It knows no mode: what differs between
+ * nic/passthrough and shared lives behind `Backend`.
  *
  * Order (readiness stays false until the last step):
- *   config → credentials → instance id → instance/vxnet checks → store → recovery (store ⇄ cloud)
- *   → pods (kernel ⇄ allocations: repair or release) → socket → pool fill → ready.
+ *   config → credentials → instance id → Kubernetes → mode → instance/vxnet checks → store
+ *   → backend (recovery store ⇄ cloud, then pods: kernel ⇄ allocations, repair or release)
+ *   → socket → pool fill → ready.
  * Shutdown reverses it; with CleanUpCacheOnExit the free NICs are detached and deleted.
  */
 import type { DaemonConfig } from "../config.ts";
 import { kubernetesMode } from "../config.ts";
-import { startManageServer } from "../observe/manage_server.ts";
+import { startManageServer } from "../observe/mod.ts";
 import { ConfigError, errorMessage, HostnicError } from "../errors.ts";
 import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
@@ -25,16 +28,15 @@ import {
   NicNotFoundError,
 } from "../linux/errors.ts";
 import type { Logger } from "../log.ts";
-import { IaasPoolCloud } from "../nicpool/cloud.ts";
-import type { NicRecord } from "../nicpool/model.ts";
-import { NicPool, PoolError } from "../nicpool/pool.ts";
+import { PoolError } from "../nicpool/pool.ts";
 import { RPC, RpcError } from "../rpc/protocol.ts";
-import { route, type RpcRoute, startRpcServer } from "../rpc/server.ts";
+import { route, startRpcServer } from "../rpc/server.ts";
 import { openLevelStore } from "../store/mod.ts";
 import type { Store } from "../store/store.ts";
-import type { CniSettings, GcView, NicView, PodView, PoolView } from "../rpc/api.ts";
-import { LinuxPodDatapath, LinuxPoolLinks } from "./nic/datapath.ts";
+import type { PoolView } from "../rpc/api.ts";
+import { type Backend, ServiceError } from "./backend.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
+import { chooseMode } from "./mode.ts";
 import {
   addSchema,
   adminGcSchema,
@@ -43,10 +45,7 @@ import {
   gcSchema,
   statusSchema,
 } from "./schemas.ts";
-import { Collector, describeAction } from "./nic/gc.ts";
-import { CniService, ServiceError } from "./nic/service.ts";
-import { sharedRpcError } from "./shared/service.ts";
-import { checkInstanceAndVxnets, recoverState } from "./startup.ts";
+import { checkInstanceAndVxnets } from "./startup.ts";
 
 export interface DaemonOptions {
   config: DaemonConfig;
@@ -56,8 +55,8 @@ export interface DaemonOptions {
 
 export interface Daemon {
   readonly instanceId: string;
-  readonly service: CniService;
-  readonly pool: NicPool;
+  /** The allocation backend chosen at start (mode.ts). */
+  readonly backend: Backend;
   readonly metrics: DaemonMetrics;
   /** `host:port` of the management server, once listening. */
   readonly manageAddr?: string;
@@ -96,10 +95,10 @@ async function readInstanceId(cfg: DaemonConfig): Promise<string> {
 }
 
 /** Maps service, pool and datapath failures to the socket protocol's reasons and CNI codes. */
-export function toRpcError(err: unknown): unknown {
+export function toRpcError(err: unknown, backend?: Pick<Backend, "rpcError">): unknown {
   if (err instanceof RpcError) return err;
-  const shared = sharedRpcError(err);
-  if (shared) return shared;
+  const own = backend?.rpcError(err);
+  if (own) return own;
   if (err instanceof ServiceError || err instanceof PoolError) {
     switch (err.code) {
       case "NOT_READY":
@@ -174,9 +173,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube.ts.
+    // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube/.
     const kube = kubernetesMode(cfg.kubeconfig)
-      ? await (await import("./kube/binding.ts")).startKubeBinding({
+      ? await (await import("./kube/mod.ts")).startKubeBinding({
         config: cfg,
         instanceId,
         logger,
@@ -191,16 +190,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         logger,
       });
     if (policyWarn) cleanups.push(() => policyWarn.stop());
-    // Shared mode (v-pool ready and hostnic-ipam-config present), decided once at start.
-    const sharedKube = kube &&
-      await (await import("./shared/kube.ts")).startSharedKube({
-        kube: kube.kube,
-        kubeconfig: cfg.kubeconfig,
-        logger,
-        calico: cfg.server.networkPolicy === "calico",
-      });
-    if (sharedKube) cleanups.push(() => sharedKube.close());
-    const sharedOn = sharedKube && "ipam" in sharedKube ? sharedKube : undefined;
+    // The allocation mode, decided once at start (mode.ts).
+    const mode = await chooseMode({
+      kube,
+      kubeconfig: cfg.kubeconfig,
+      calico: cfg.server.networkPolicy === "calico",
+      logger,
+    });
+    cleanups.push(() => mode.close());
     const poolVxnet = kube ? kube.poolVxnet : cfg.pool.vxNets[0];
     const facts = await checkInstanceAndVxnets(iaas, {
       instanceId,
@@ -221,117 +218,38 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     // The daemon's own namespace is the node's: its sysctls go to /proc/sys without a spawn
     // (not with an injected runner, whose commands may target another namespace).
     const linux = { runner, logger, ...(o.runner ? {} : { procSys: new RealProcSys() }) };
-    const datapath = new LinuxPodDatapath(linux, { nodeIp: facts.nodeIp });
-    const settings: CniSettings = {
-      vethPrefix: cfg.cni.vethPrefix,
-      mtu: cfg.cni.mtu,
-      serviceCIDR: cfg.cni.serviceCIDR,
-      hairpin: cfg.cni.hairpin,
-      natMark: cfg.cni.natMark,
-    };
-    let refreshGauges = () => {};
-    const pool = new NicPool({
-      cloud: new IaasPoolCloud(iaas, logger),
-      links: new LinuxPoolLinks(linux),
-      store,
-      logger: logger.child({ component: "pool" }),
-      onChange: () => refreshGauges(),
-    }, {
+    // Recovery (store ⇄ cloud), then DELs journaled while the daemon was away, pods whose netns
+    // is gone, kernel state lost by a reboot: all settled before the daemon says it is ready.
+    const backend = await mode.start({
+      config: cfg,
       instanceId,
-      vxnet: poolVxnet,
-      tag: cfg.pool.tag,
-      // Shared mode keeps no warm NICs: a vxnet's NIC comes with its first pod.
-      poolLow: sharedOn ? 0 : cfg.pool.poolLow,
-      poolHigh: sharedOn ? 0 : cfg.pool.poolHigh,
-      maxNic: cfg.pool.maxNic,
-      routeTableBase: cfg.pool.routeTableBase,
-      jobTimeoutMs: 120_000,
-      trimDelayMs: cfg.pool.sync * 1000,
-      allocTimeoutMs: cfg.pool.allocTimeout * 1000,
-      ipCooldownMs: cfg.pool.ipCooldown * 1000,
-    });
-    cleanups.push(() => pool.close());
-    const svc = new CniService({ pool, store, datapath, logger, settings });
-    refreshGauges = () => {
-      const c = pool.counts();
-      const detaching = pool.list().filter((n) => n.state === "detaching").length;
-      metrics.poolNics.set({ state: "free" }, c.free);
-      metrics.poolNics.set({ state: "cooling" }, c.cooling);
-      metrics.poolNics.set({ state: "pending" }, c.pending);
-      metrics.poolNics.set({ state: "inuse" }, c.inuse);
-      metrics.poolNics.set({ state: "detaching" }, detaching);
-      metrics.allocations.set(svc.allocations().length);
-    };
-
-    const recovered = await recoverState({ iaas, store, logger, now: Date.now }, {
-      instanceId,
-      nicName: pool.nicName,
-      routeTableBase: cfg.pool.routeTableBase,
-      pooledVxnet: poolVxnet,
-    });
-    pool.load(recovered.nics);
-    svc.load(recovered.allocs);
-    const collector = new Collector({
-      svc,
-      pool,
-      datapath,
+      poolVxnet,
+      nodeIp: facts.nodeIp,
       iaas,
-      logger: logger.child({ component: "gc" }),
-      journalDir: `${cfg.stateDir}/journal`,
-      livePods: kube && (() => kube.livePods()),
-    }, {
-      instanceId,
-      pooledVxnet: poolVxnet,
-      freePeriodMs: cfg.pool.freePeriod * 60_000,
-      podGraceMs: 2 * cfg.pool.nodeSync * 1000,
+      store,
+      linux,
+      logger,
+      metrics,
+      ...(kube ? { kube } : {}),
     });
-    // DELs journaled while the daemon was away, pods whose netns is gone, kernel state lost by
-    // a reboot: all settled before the daemon says it is ready (recovery just asked the cloud).
-    const shared = sharedOn &&
-      await (await import("./shared/mod.ts")).startSharedMode({
-        ...sharedOn,
-        kube: kube!.kube,
-        pool,
-        store,
-        linux,
-        logger,
-        nodeName: kube!.nodeName,
-        settings,
-        registry: metrics.registry,
-        livePods: () => kube!.livePods(),
-        freePeriodMs: cfg.pool.freePeriod * 60_000,
-        graceMs: 2 * cfg.pool.nodeSync * 1000,
-      });
-    if (shared) {
-      collector.sharedDel = (containerId, ifName) =>
-        shared.service.del({ containerId, ifName, netns: "" });
-    }
-    await collector.run({ cloud: false });
-    refreshGauges();
+    cleanups.push(() => backend.close({ drainFree: false }));
 
     const rpc = await startRpcServer({
       socketPath: cfg.server.serverPath,
       logger: logger.child({ component: "rpc" }),
-      routes: rpcRoutes(svc, pool, metrics, collector, {
+      routes: rpcRoutes(backend, metrics, {
         instanceId,
         nodeName: cfg.nodeName,
-        add: kube &&
-          ((b) =>
-            kube.add(
-              b,
-              (r) => shared && r.type !== "passthrough" ? shared.service.add(r) : svc.add(r),
-              { ipAlone: shared !== undefined },
-            )),
-        shared: shared ? shared.service : undefined,
-      }, shared ? shared.routes() : []),
+        add: kube && ((b) => kube.add(b, (r) => backend.add(r), { ipAlone: backend.ipAlone })),
+      }),
     });
     cleanups.push(() => rpc.close());
     const manage = startManageServer(cfg.manageAddr, {
       metrics: metrics.registry,
       logger,
       readiness: () => {
-        const st = svc.status();
-        return svc.ready
+        const st = backend.status();
+        return backend.ready
           ? { ready: true, detail: `${st.freeNics} free NICs` }
           : { ready: false, detail: st.reason ?? "starting" };
       },
@@ -340,47 +258,39 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     let lastFullGc = Date.now();
     const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async () => {
       // Pool health to the node annotation: beside the pass (never rejects, even if GC fails).
-      void kube?.sync({ pool, svc });
+      void kube?.sync(backend);
       const full = Date.now() - lastFullGc >= cfg.pool.nodeSync * 1000;
       if (full) lastFullGc = Date.now();
-      await collector.run(full ? {} : { cloud: false, pods: false });
-      await shared?.sync(full);
-      pool.kick();
+      await backend.sync(full);
     });
     cleanups.push(() => loop.stop());
 
-    pool.kick();
-    svc.setReady(true);
+    backend.serve();
+    backend.setReady(true);
     logger.info("hostnic daemon ready", {
       instance: instanceId,
       vxnet: poolVxnet,
+      mode: backend.mode,
       socket: cfg.server.serverPath,
       manage: manage.addr,
-      nics: recovered.nics.length,
-      pods: recovered.allocs.length,
+      nics: backend.recovered.nics,
+      pods: backend.recovered.pods,
     });
     let closed = false;
     return {
       instanceId,
-      service: svc,
-      pool,
+      backend,
       metrics,
       manageAddr: manage.addr,
       async close() {
         if (closed) return;
         closed = true;
-        svc.setReady(false, "shutting down");
+        backend.setReady(false, "shutting down");
         await loop.stop();
         await rpc.close().catch(() => {});
         await manage.close().catch(() => {});
         await kube?.close().catch(() => {});
-        if (cfg.cleanUpCacheOnExit) {
-          await pool.settle();
-          await pool.drainFree().catch((err) =>
-            logger.warn("could not delete free NICs on exit", { err: errorMessage(err) })
-          );
-        }
-        await pool.close();
+        await backend.close({ drainFree: cfg.cleanUpCacheOnExit });
         await store.close();
         await iaas.close();
       },
@@ -392,25 +302,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 }
 
 function rpcRoutes(
-  svc: CniService,
-  pool: NicPool,
+  backend: Backend,
   metrics: DaemonMetrics,
-  collector: Collector,
-  node: {
-    instanceId: string;
-    nodeName?: string;
-    add?: CniService["add"];
-    shared?:
-      & { has(c: string, i: string): boolean; views(): PodView[] }
-      & Pick<
-        CniService,
-        "del" | "check"
-      >;
-  },
-  extraRoutes: RpcRoute[] = [],
+  node: { instanceId: string; nodeName?: string; add?: Backend["add"] },
 ) {
-  const sharedHas = (b: { containerId: string; ifName: string }) =>
-    node.shared?.has(b.containerId, b.ifName) === true;
   const timed = <T>(command: string, fn: () => Promise<T>): Promise<T> => {
     const end = metrics.cniLatency.startTimer({ command });
     return fn().then(
@@ -420,95 +315,35 @@ function rpcRoutes(
       },
       (err) => {
         end({ result: "error" });
-        throw toRpcError(err);
+        throw toRpcError(err, backend);
       },
     );
   };
-  const podOf = (owner?: string) => {
-    if (!owner) return undefined;
-    const a = svc.allocations().find((x) => `${x.containerId}/${x.ifName}` === owner);
-    return a?.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined;
-  };
+  const add = node.add ?? ((b) => backend.add(b));
   return [
-    route(RPC.cniAdd, addSchema, (b) => timed("ADD", () => node.add ? node.add(b) : svc.add(b))),
-    route(
-      RPC.cniDel,
-      delSchema,
-      (b) => timed("DEL", () => sharedHas(b) ? node.shared!.del(b) : svc.del(b)).then(() => ({})),
-    ),
+    route(RPC.cniAdd, addSchema, (b) => timed("ADD", () => add(b))),
+    route(RPC.cniDel, delSchema, (b) => timed("DEL", () => backend.del(b)).then(() => ({}))),
     route(
       RPC.cniCheck,
       checkSchema,
-      (b) =>
-        timed("CHECK", () => sharedHas(b) ? node.shared!.check(b) : svc.check(b)).then(() => ({})),
+      (b) => timed("CHECK", () => backend.check(b)).then(() => ({})),
     ),
-    route(RPC.cniStatus, statusSchema, () => svc.status()),
+    route(RPC.cniStatus, statusSchema, () => backend.status()),
     route(
       RPC.cniGc,
       gcSchema,
-      (b) => timed("GC", () => svc.gc(b)).then((released) => ({ released })),
+      (b) => timed("GC", () => backend.gc(b)).then((released) => ({ released })),
     ),
-    route(RPC.adminPool, null, (): PoolView => {
-      const c = pool.counts();
-      const st = svc.status();
-      return {
-        instanceId: node.instanceId,
-        nodeName: node.nodeName,
-        vxnet: pool.options.vxnet,
-        poolLow: pool.options.poolLow,
-        poolHigh: pool.options.poolHigh,
-        maxNic: pool.options.maxNic,
-        free: c.free,
-        cooling: c.cooling,
-        pending: c.pending,
-        inuse: c.inuse,
-        detaching: pool.list().filter((n) => n.state === "detaching").length,
-        total: c.total,
-        waiters: c.waiters,
-        ready: st.ready,
-        reason: st.reason,
-        lastError: pool.lastError,
-      };
-    }),
-    route(
-      RPC.adminNics,
-      null,
-      (): NicView[] =>
-        pool.list().filter((n) => !n.id.startsWith("pending-")).map((n: NicRecord) => ({
-          id: n.id,
-          vxnet: n.vxnet,
-          ip: n.ip,
-          state: n.state,
-          table: n.table,
-          dedicated: n.dedicated,
-          owner: n.owner,
-          pod: podOf(n.owner),
-          jobId: n.jobId,
-        })),
-    ),
-    route(RPC.adminPods, null, (): PodView[] =>
-      svc.allocations().map((a): PodView => ({
-        containerId: a.containerId,
-        ifName: a.ifName,
-        pod: a.podName ? `${a.podNamespace ?? "default"}/${a.podName}` : undefined,
-        netns: a.netns,
-        mode: a.mode,
-        ip: a.ip,
-        nicId: a.nicId,
-        vxnet: a.vxnet,
-        table: a.table,
-        createdAt: new Date(a.createdAt).toISOString(),
-      })).concat(node.shared?.views() ?? [])),
-    route(RPC.adminGc, adminGcSchema, async (b): Promise<GcView> => {
-      const r = await collector.run({ dryRun: b.dryRun });
-      return {
-        applied: r.applied,
-        actions: r.actions.map((a) => ({ ...a, text: describeAction(a) })),
-        failed: r.failed,
-      };
-    }),
-    route(RPC.healthz, null, () => ({ ok: true, ready: svc.ready })),
-    ...extraRoutes,
+    route(RPC.adminPool, null, (): PoolView => ({
+      instanceId: node.instanceId,
+      nodeName: node.nodeName,
+      ...backend.poolView(),
+    })),
+    route(RPC.adminNics, null, () => backend.nicViews()),
+    route(RPC.adminPods, null, () => backend.podViews()),
+    route(RPC.adminGc, adminGcSchema, (b) => backend.collect({ dryRun: b.dryRun })),
+    route(RPC.healthz, null, () => ({ ok: true, ready: backend.ready })),
+    ...backend.routes(),
   ];
 }
 

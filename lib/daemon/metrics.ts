@@ -1,9 +1,9 @@
 /**
- * Prometheus metrics of the node daemon, served on `--manageAddr` at `/metrics` (lib/daemon/
+ * Prometheus metrics of the node daemon, served on `--manageAddr` at `/metrics` (lib/observe/
  * prom.ts renders them as prom-client did). One registry per daemon (no global default
  * registry), so tests can run several daemons.
  */
-import { collectProcessMetrics, Counter, Gauge, Histogram, Registry } from "../observe/prom.ts";
+import { collectProcessMetrics, Counter, Gauge, Histogram, Registry } from "../observe/mod.ts";
 
 export interface DaemonMetrics {
   registry: Registry;

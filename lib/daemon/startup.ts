@@ -25,7 +25,7 @@ import {
   ownerKey,
   withoutUndefined,
 } from "../nicpool/model.ts";
-import type { ServiceStore } from "./nic/service.ts";
+import type { ServiceStore } from "./backend.ts";
 
 export class StartupError extends HostnicError {
   constructor(message: string, options?: ErrorOptions) {
@@ -141,7 +141,7 @@ export async function recoverState(
       (rec.owner?.startsWith("gateway/") || rec.owner?.startsWith("shared/"))
     ) {
       // The node's gateway NIC of a vxnet (legacy `gw: 0.0.0.0` routes), or its shared-mode NIC
-      // of a vxnet (lib/daemon/shared.ts frees it when it has no pods): kept.
+      // of a vxnet (lib/daemon/shared/service.ts frees it when it has no pods): kept.
     } else if (rec.state === "inuse") {
       rec.state = attachedHere ? "free" : "detaching";
       rec.owner = undefined;

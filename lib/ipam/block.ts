@@ -207,6 +207,24 @@ export function blockStats(b: BlockSpec, o: { now: number; cooldownMs: number })
   return { size: b.allocations.length, reserved, allocated, free: b.unallocated.length, cooling };
 }
 
+/** `blockStats` summed over `blocks`, with their count. */
+export function sumBlockStats(
+  blocks: Iterable<BlockSpec>,
+  o: { now: number; cooldownMs: number },
+): BlockStats & { blocks: number } {
+  const sum = { size: 0, reserved: 0, allocated: 0, free: 0, cooling: 0, blocks: 0 };
+  for (const b of blocks) {
+    const s = blockStats(b, o);
+    sum.size += s.size;
+    sum.reserved += s.reserved;
+    sum.allocated += s.allocated;
+    sum.free += s.free;
+    sum.cooling += s.cooling;
+    sum.blocks++;
+  }
+  return sum;
+}
+
 /** Every broken invariant of the block, as sentences; empty when the block is consistent. */
 export function checkBlock(b: BlockSpec): string[] {
   const problems: string[] = [];

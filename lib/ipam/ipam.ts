@@ -15,12 +15,10 @@
  *   nothing, so a GC can never free an address re-allocated after its scan.
  * Callers must not run two calls for the same handle at once (CNI never does for one container).
  */
-import { z } from "zod";
 import {
   allocationsOf,
   assignOrdinal,
   type BlockStats,
-  blockStats,
   holderOf,
   ipOf,
   newBlock,
@@ -28,18 +26,28 @@ import {
   type Pick,
   pickOrdinal,
   releaseOrdinals,
+  sumBlockStats,
 } from "./block.ts";
 import {
-  AlreadyExistsError,
   ConflictError,
   IpamExhaustedError,
   IpamRequestError,
-  IpamRetryError,
   IpInUseError,
   IpOutsidePoolsError,
   IpReservedError,
 } from "./errors.ts";
 import { cidrContains, parseCidr, parseIp } from "./ip.ts";
+import { casRetry, IpamCounters } from "./cas_retry.ts";
+import {
+  type AllocateRequest,
+  type Allocation,
+  type ReleaseResult,
+  requestSchema,
+  type ValidRequest,
+} from "./request.ts";
+
+export { IpamCounters } from "./cas_retry.ts";
+export type { AllocateRequest, Allocation, ReleasedAddress, ReleaseResult } from "./request.ts";
 import { blockName, carveBlocks, reservedReason } from "./reserve.ts";
 import {
   type BlockStore,
@@ -48,32 +56,7 @@ import {
   type PoolStore,
   type Versioned,
 } from "./store.ts";
-import {
-  type BlockSpec,
-  hostAffinity,
-  type IpPoolSpec,
-  ipv4Schema,
-  objectNameSchema,
-  RESERVED_HANDLE,
-} from "./types.ts";
-
-/** Counters for metrics; the allocator only increments them. */
-export class IpamCounters {
-  /** Writes refused because someone else changed the object first. */
-  conflicts = 0;
-  /** Attempts repeated after a conflict. */
-  retries = 0;
-  /** Operations that gave up after `maxAttempts`. */
-  exhaustedRetries = 0;
-  /** Blocks claimed for a node (existing unclaimed ones or newly created). */
-  claims = 0;
-  /** Addresses taken from another node's block. */
-  borrows = 0;
-  /** Addresses handed out while still inside their cooldown. */
-  coolingReuses = 0;
-  allocations = 0;
-  releases = 0;
-}
+import { type BlockSpec, hostAffinity, type IpPoolSpec, RESERVED_HANDLE } from "./types.ts";
 
 export interface IpamDeps {
   blocks: BlockStore;
@@ -95,51 +78,6 @@ export interface IpamOptions {
   maxAttempts?: number;
   /** Retry delay: equal jitter over min(capMs, baseMs·2^(n-1)) (default 5 ms, 250 ms). */
   backoff?: { baseMs: number; capMs: number };
-}
-
-const requestSchema = z.object({
-  handle: z.string().min(1).max(200),
-  node: objectNameSchema,
-  namespace: objectNameSchema,
-  pod: z.string().min(1).max(253),
-  /** Pools (IPPool names) in order of preference: the `Default` of hostnic-ipam-config. */
-  pools: z.array(objectNameSchema).optional(),
-  /** Blocks a pool allocation must not use (those mapped to namespaces). */
-  excludeBlocks: z.array(z.string()).optional(),
-  /** Blocks (IPAMBlock names) in order of preference: a namespace's mapping. */
-  blocks: z.array(z.string().min(1)).optional(),
-  fixedIp: ipv4Schema.optional(),
-}).strict().refine((r) => (r.pools?.length ? 1 : 0) + (r.blocks?.length ? 1 : 0) === 1, {
-  message: "exactly one of pools or blocks must be a non-empty list",
-  path: ["pools"],
-});
-export type AllocateRequest = z.input<typeof requestSchema>;
-
-export interface Allocation {
-  ip: string;
-  handle: string;
-  /** IPAMBlock name and CIDR. */
-  block: string;
-  blockCidr: string;
-  /** IPPool name (the vxnet) and its spec's gateway. */
-  pool: string;
-  gateway?: string;
-  /** Block sequence number of this allocation: pass it to `release` to free exactly it. */
-  sequence: number;
-  /** True when the address came from another node's block. */
-  borrowed: boolean;
-}
-
-export interface ReleasedAddress {
-  ip: string;
-  block: string;
-  sequence: number;
-}
-
-export interface ReleaseResult {
-  released: ReleasedAddress[];
-  /** Addresses of the handle left allocated because their sequence was not the one asked for. */
-  kept: ReleasedAddress[];
 }
 
 /** One allocation attempt's decision: which ordinal of which block, and how it was found. */
@@ -346,24 +284,17 @@ export class Ipam {
 
   /** Per-pool usage (cooling addresses counted as free capacity). */
   async usage(pool: string): Promise<BlockStats & { blocks: number }> {
-    const sum = { size: 0, reserved: 0, allocated: 0, free: 0, cooling: 0, blocks: 0 };
-    for (const b of await this.deps.blocks.list()) {
-      if (b.spec.pool !== pool) continue;
-      const s = blockStats(b.spec, { now: this.deps.now(), cooldownMs: this.#cooldownMs });
-      sum.size += s.size;
-      sum.reserved += s.reserved;
-      sum.allocated += s.allocated;
-      sum.free += s.free;
-      sum.cooling += s.cooling;
-      sum.blocks++;
-    }
-    return sum;
+    const mine = (await this.deps.blocks.list()).filter((b) => b.spec.pool === pool);
+    return sumBlockStats(mine.map((b) => b.spec), {
+      now: this.deps.now(),
+      cooldownMs: this.#cooldownMs,
+    });
   }
 
   // -------------------------------------------------------------------------------------------
 
   /** Affine blocks (rested address first), then a claimed block, then a borrowed address. */
-  async #choose(req: z.output<typeof requestSchema>): Promise<Choice> {
+  async #choose(req: ValidRequest): Promise<Choice> {
     const scope = await this.#scope(req);
     const mine = hostAffinity(req.node);
     const affine = this.#best(scope.blocks.filter((b) => b.spec.affinity === mine));
@@ -383,7 +314,7 @@ export class Ipam {
   }
 
   /** Blocks the request may use, in preference order, plus why some pools were skipped. */
-  async #scope(req: z.output<typeof requestSchema>): Promise<{
+  async #scope(req: ValidRequest): Promise<{
     blocks: Versioned<BlockSpec>[];
     pools: Map<string, IpPoolSpec>;
     names: string[];
@@ -428,7 +359,7 @@ export class Ipam {
   async #claimInScope(
     node: string,
     scope: { blocks: Versioned<BlockSpec>[]; pools: Map<string, IpPoolSpec> },
-    req: z.output<typeof requestSchema>,
+    req: ValidRequest,
   ): Promise<Versioned<BlockSpec> | undefined> {
     if (req.blocks?.length) {
       const free = scope.blocks.find((b) => b.spec.affinity === null && b.spec.unallocated.length);
@@ -463,7 +394,7 @@ export class Ipam {
   }
 
   /** The block holding `ip`, creating it (claimed by this node) when the pool has none yet. */
-  async #chooseFixed(ip: string, req: z.output<typeof requestSchema>): Promise<Choice> {
+  async #chooseFixed(ip: string, req: ValidRequest): Promise<Choice> {
     const n = parseIp(ip)!;
     const scope = await this.#scope(req);
     const block = scope.blocks.find((b) => ordinalOf(b.spec, n) !== undefined);
@@ -584,22 +515,14 @@ export class Ipam {
   }
 
   /** Runs `attempt` until it does not lose a race, at most `maxAttempts` times. */
-  async #retry<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
-    for (let n = 1;; n++) {
-      try {
-        return await attempt();
-      } catch (e) {
-        if (!(e instanceof ConflictError || e instanceof AlreadyExistsError)) throw e;
-        this.#counters.conflicts++;
-        if (n >= this.#maxAttempts) {
-          this.#counters.exhaustedRetries++;
-          throw new IpamRetryError(operation, n, { cause: e });
-        }
-        this.#counters.retries++;
-        const exp = Math.min(this.#backoff.capMs, this.#backoff.baseMs * 2 ** (n - 1));
-        await this.deps.sleep(Math.round(exp / 2 + this.deps.random() * exp / 2));
-      }
-    }
+  #retry<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
+    return casRetry(operation, {
+      maxAttempts: this.#maxAttempts,
+      backoff: this.#backoff,
+      counters: this.#counters,
+      sleep: this.deps.sleep,
+      random: this.deps.random,
+    }, attempt);
   }
 }
 

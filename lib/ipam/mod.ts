@@ -55,6 +55,7 @@ export {
   pickOrdinal,
   releaseOrdinals,
   type ReleaseOutcome,
+  sumBlockStats,
 } from "./block.ts";
 export {
   type BlockStore,

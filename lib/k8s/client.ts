@@ -48,7 +48,8 @@ import type {
   WatchPodsOptions,
 } from "./types.ts";
 import { listWatch, type ListWatchSpec } from "./watch.ts";
-import { parseNetworkPolicy, type PolicyRef } from "./netpol.ts";
+import type { PolicyRef } from "./netpol.ts";
+import { networkPolicyWatch } from "./netpol_watch.ts";
 
 export type { RateLimit, RetryPolicy } from "./transport.ts";
 
@@ -245,11 +246,7 @@ export class HttpKube implements Kube {
   async #listPodsOnNode(op: string, nodeName: string) {
     return await this.#paged(op, (cont, o) =>
       this.#core.listPodForAllNamespaces(
-        {
-          fieldSelector: `spec.nodeName=${nodeName}`,
-          limit: this.#pageSize,
-          ...(cont ? { _continue: cont } : {}),
-        },
+        { fieldSelector: `spec.nodeName=${nodeName}`, ...this.#page(cont) },
         o,
       ));
   }
@@ -282,11 +279,7 @@ export class HttpKube implements Kube {
 
   async listNodes(): Promise<NodeInfo[]> {
     const op = "list nodes";
-    const { items } = await this.#paged(
-      op,
-      (cont, o) =>
-        this.#core.listNode({ limit: this.#pageSize, ...(cont ? { _continue: cont } : {}) }, o),
-    );
+    const { items } = await this.#paged(op, (c, o) => this.#core.listNode(this.#page(c), o));
     return items.map((n) => toNode(n, op));
   }
 
@@ -562,41 +555,14 @@ export class HttpKube implements Kube {
   }
 
   watchNetworkPolicies(onChange: (policies: PolicyRef[]) => void): KubeWatch {
-    const op = "watch NetworkPolicies";
     const net = this.#kc.makeApiClient(k8s.NetworkingV1Api);
-    const known = new Map<string, PolicyRef>();
-    const key = (p: PolicyRef) => `${p.namespace}/${p.name}`;
-    const parse = (obj: unknown): PolicyRef | undefined => {
-      try {
-        return parseNetworkPolicy(obj);
-      } catch (err) {
-        this.#log.warn("ignoring a NetworkPolicy", { op, error: errorMessage(err) });
-        return undefined;
-      }
-    };
-    return this.#listWatch({
-      op,
-      path: "/apis/networking.k8s.io/v1/networkpolicies",
-      params: {},
-      list: () =>
-        this.#paged(op, (cont, o) =>
-          net.listNetworkPolicyForAllNamespaces(
-            { limit: this.#pageSize, ...(cont ? { _continue: cont } : {}) },
-            o,
-          )),
-      onList: (items) => {
-        known.clear();
-        for (const p of items.map(parse)) if (p) known.set(key(p), p);
-        onChange([...known.values()]);
-      },
-      onEvent: (type, obj) => {
-        const p = parse(obj);
-        if (!p) return;
-        if (type === "DELETED") known.delete(key(p));
-        else known.set(key(p), p);
-        onChange([...known.values()]);
-      },
-    });
+    const list = (op: string) =>
+      this.#paged(op, (c, o) => net.listNetworkPolicyForAllNamespaces(this.#page(c), o));
+    return this.#listWatch(networkPolicyWatch(this.#log, onChange, list));
+  }
+
+  #page(cont: string | undefined): { limit: number; _continue?: string } {
+    return { limit: this.#pageSize, ...(cont ? { _continue: cont } : {}) };
   }
 
   /** Starts a list-then-watch (watch.ts) with this client's watcher, log and backoff. */

@@ -1,7 +1,7 @@
 /**
  * The Kubernetes permissions hostnic's calls through the `Kube` adapter need, as data:
  * `deploy/hostnic.yaml` grants exactly these (tests/deploy checks it), so a new API call cannot ship
- * without its RBAC rule. Least privilege: only what the daemon (lib/daemon/kube.ts) calls is granted;
+ * without its RBAC rule. Least privilege: only what the daemon (lib/daemon/kube/) calls is granted;
  * `setNodeCondition` (nodes/status patch) is not used and not granted.
  */
 export interface PermissionRule {
@@ -25,7 +25,7 @@ export const REQUIRED_PERMISSIONS: readonly PermissionRule[] = [
   { apiGroup: "networking.k8s.io", resource: "networkpolicies", verbs: ["list", "watch"] },
   // createPodEvent (create, then patch `count` for repeats)
   { apiGroup: "", resource: "events", verbs: ["create", "patch"] },
-  // Shared mode (lib/daemon/shared*.ts, lib/ipam/kube_store.ts): block IPAM through IPAMBlock and
+  // Shared mode (lib/daemon/shared/, lib/ipam/kube_store.ts): block IPAM through IPAMBlock and
   // IPAMHandle (CAS updates), IPPools and the VxNetPool read to decide the mode and the pools, and
   // Calico's podIP(s) annotations written on pods (server.networkPolicy: calico).
   {

@@ -3,7 +3,6 @@
  * `GET /metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (the mode's own
  * readiness: 200 with a detail, or 503 with the reason). "" disables it.
  */
-import { parseListenAddr } from "../config.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -64,4 +63,13 @@ export function startManageServer(addr: string, o: ManageServerOptions): ManageS
       await server.finished;
     },
   };
+}
+
+/** Parses "host:port", ":port", "[v6]:port". Port 0 means "any free port". */
+export function parseListenAddr(addr: string): { hostname: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(addr);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { HOSTNIC_DEFAULTS, parseNetConf } from "../../lib/cni/config.ts";
-import { DEFAULTS, parseConfigFile, parseListenAddr } from "../../lib/config.ts";
+import { DEFAULTS, parseConfigFile } from "../../lib/config.ts";
+import { parseListenAddr } from "../../lib/observe/mod.ts";
 import { checkCniConfig } from "../../lib/install/mod.ts";
 import { REQUIRED_PERMISSIONS } from "../../lib/k8s/rbac.ts";
 import { VERSION } from "../../main.ts";

@@ -233,7 +233,7 @@ export class Collector {
   readonly #o: GcOptions;
   readonly #firstSeen = new Map<string, number>();
   #running: Promise<unknown> = Promise.resolve();
-  /** Shared mode's DEL (lib/daemon/shared.ts): a journaled DEL may name a shared-mode pod. */
+  /** Another backend's DEL (shared mode, lib/daemon/shared/): a journaled DEL may name its pod. */
   sharedDel?: (containerId: string, ifName: string) => Promise<void>;
 
   constructor(deps: CollectorDeps, opts: GcOptions) {

@@ -10,7 +10,6 @@
  * - DEL of an unknown key succeeds; DEL tears down the datapath before the NIC is released, so a NIC
  *   is never handed to a second pod while the first still uses it.
  */
-import { HostnicError } from "../../errors.ts";
 import { NicNotFoundError } from "../../linux/errors.ts";
 import type { Logger } from "../../log.ts";
 import {
@@ -30,6 +29,7 @@ import type {
   ReplyInterface,
   StatusReply,
 } from "../../rpc/api.ts";
+import { ServiceError, type ServiceStore } from "../backend.ts";
 
 /** What setup made, for the CNI result. */
 export interface DatapathResult {
@@ -66,14 +66,6 @@ export interface DatapathPod {
   routes?: { dst: string; gw: string }[];
 }
 
-export interface ServiceStore {
-  get<T>(key: string): Promise<T | undefined>;
-  list<T>(prefix: string): Promise<{ key: string; value: T }[]>;
-  batch(
-    ops: ({ type: "put"; key: string; value: unknown } | { type: "del"; key: string })[],
-  ): Promise<void>;
-}
-
 export interface ServiceDeps {
   pool: NicPool;
   store: ServiceStore;
@@ -86,14 +78,6 @@ export interface ServiceDeps {
 
 /** Pool NICs an ADD tries when the one it got has no link on the node. */
 const LOST_NIC_ATTEMPTS = 3;
-
-export class ServiceError extends HostnicError {
-  readonly retryable: boolean;
-  constructor(code: string, message: string, opts: { retryable: boolean; cause?: unknown }) {
-    super(code, message, { cause: opts.cause });
-    this.retryable = opts.retryable;
-  }
-}
 
 export class CniService {
   readonly #d: ServiceDeps;

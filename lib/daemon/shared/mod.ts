@@ -1,79 +1,67 @@
 /**
- * Shared mode put into the daemon: the `SharedService`, its GC, its metrics and its RPC routes,
- * built in one call so daemon.ts only branches on the mode.
+ * The shared backend: block IPAM (lib/ipam) over one NIC per (node, vxnet), shared by many pods.
+ * It builds on a pool backend without warm NICs (the core's `PoolBackend`, nic/ in practice) for
+ * those NICs and for passthrough pods, which keep a NIC of their own; everything else is here:
+ * `SharedService` (service.ts), its GC (gc.ts), its Kubernetes side (kube.ts: the mode decision,
+ * the IPAM stores, Calico's annotations), its metrics and the `admin ipam check` route.
  *
  * Start-up rebuild (before the daemon says it is ready): the records are loaded from the store,
  * then one GC pass settles them against the kernel and Kubernetes — records of pods whose netns is
  * gone are released, records whose kernel state was lost (a reboot) are set up again (NIC plumbing
  * first), `allocating` records of ADDs that crashed are released once their pod is gone.
  */
-import { Gauge, type Registry } from "../../observe/prom.ts";
-import type { Ipam, IpamCounters } from "../../ipam/mod.ts";
+import { Gauge } from "../../observe/mod.ts";
 import { blockStats } from "../../ipam/mod.ts";
-import type { KubeIpamStores } from "../../ipam/kube_store.ts";
-import type { Kube } from "../../k8s/types.ts";
-import type { LinuxDeps } from "../../linux/mod.ts";
-import type { Logger } from "../../log.ts";
-import type { NicPool } from "../../nicpool/pool.ts";
-import { route, type RpcRoute } from "../../rpc/server.ts";
+import { route } from "../../rpc/server.ts";
 import { RPC } from "../../rpc/protocol.ts";
-import type { CniSettings } from "../../rpc/api.ts";
+import { type Backend, type BackendDeps, cniSettings, type PoolBackend } from "../backend.ts";
 import { adminGcSchema } from "../schemas.ts";
-import type { ServiceStore } from "../nic/service.ts";
-import { type SharedKube, SharedService } from "./service.ts";
+import type { SharedKubeBinding } from "./kube.ts";
+import { sharedRpcError } from "./request.ts";
+import { SharedService } from "./service.ts";
 import { SharedCollector, type SharedGcResult } from "./gc.ts";
 
-export interface SharedModeOptions {
-  stores: KubeIpamStores;
-  ipam: Ipam;
-  counters: IpamCounters;
-  sharedKube: SharedKube;
-  kube: Kube;
-  pool: NicPool;
-  store: ServiceStore;
-  linux: LinuxDeps;
-  logger: Logger;
-  nodeName: string;
-  settings: CniSettings;
-  registry: Registry;
-  livePods: () => ReadonlySet<string> | undefined;
-  freePeriodMs: number;
-  graceMs: number;
+export { type SharedKubeBinding, startSharedKube } from "./kube.ts";
+
+export interface SharedBackendOptions {
+  /** The decision's open IPAM stores (`startSharedKube` said shared). */
+  binding: SharedKubeBinding;
+  /** The pool backend (no warm NICs) for the vxnets' NICs and passthrough pods. */
+  base: PoolBackend;
+  /** The core's deps; `kube` is required (shared mode exists only with Kubernetes). */
+  deps: BackendDeps;
 }
 
-export interface SharedMode {
-  service: SharedService;
-  collector: SharedCollector;
-  /** A sync pass: GC (cluster-wide part only when `full`), then idle NICs. Never rejects. */
-  sync(full: boolean): Promise<void>;
-  /** The `admin ipam check` route. */
-  routes(): RpcRoute[];
-}
-
-export async function startSharedMode(o: SharedModeOptions): Promise<SharedMode> {
-  const log = o.logger.child({ component: "shared" });
+export async function startSharedBackend(o: SharedBackendOptions): Promise<Backend> {
+  const { base, deps, binding } = o;
+  const kubeBinding = deps.kube;
+  if (!kubeBinding) throw new Error("shared mode needs the Kubernetes binding");
+  const kube = kubeBinding.kube;
+  const nodeName = kubeBinding.nodeName;
+  const cfg = deps.config;
+  const log = deps.logger.child({ component: "shared" });
   const service = new SharedService({
-    pool: o.pool,
-    store: o.store,
-    linux: o.linux,
-    ipam: o.ipam,
-    pools: o.stores.pools,
-    kube: o.sharedKube,
+    pool: base.pool,
+    store: deps.store,
+    linux: deps.linux,
+    ipam: binding.ipam,
+    pools: binding.stores.pools,
+    kube: binding.sharedKube,
     logger: log,
-    nodeName: o.nodeName,
-    settings: o.settings,
-  }, { freePeriodMs: o.freePeriodMs });
+    nodeName,
+    settings: cniSettings(cfg),
+  }, { freePeriodMs: cfg.pool.freePeriod * 60_000 });
   const collector = new SharedCollector({
     shared: service,
-    ipam: o.ipam,
-    blocks: o.stores.blocks,
+    ipam: binding.ipam,
+    blocks: binding.stores.blocks,
     logger: log.child({ component: "shared-gc" }),
-    nodeName: o.nodeName,
-    livePods: o.livePods,
-    nodes: async () => new Set((await o.kube.listNodes()).map((n) => n.name)),
-    podExists: async (ns, name) => (await o.kube.getPod(ns, name)) !== undefined,
-  }, { graceMs: o.graceMs });
-  registerMetrics(o, service, collector);
+    nodeName,
+    livePods: () => kubeBinding.livePods(),
+    nodes: async () => new Set((await kube.listNodes()).map((n) => n.name)),
+    podExists: async (ns, name) => (await kube.getPod(ns, name)) !== undefined,
+  }, { graceMs: 2 * cfg.pool.nodeSync * 1000 });
+  registerMetrics({ deps, binding, nodeName }, service, collector);
   const loaded = await service.load();
   service.setReady(true);
   const first = await collector.run({ blocks: false });
@@ -82,29 +70,58 @@ export async function startSharedMode(o: SharedModeOptions): Promise<SharedMode>
     gcActions: first.actions.length,
     released: first.released,
   });
+  // A DEL the plugin journaled may name a shared-mode pod: the pool backend's GC hands it here.
+  base.foreignDel = (containerId, ifName) => service.del({ containerId, ifName, netns: "" });
+  const mine = (b: { containerId: string; ifName: string }) => service.has(b.containerId, b.ifName);
   return {
-    service,
-    collector,
-    async sync(full: boolean) {
+    mode: "shared",
+    ipAlone: true,
+    recovered: base.recovered,
+    get ready() {
+      return base.ready;
+    },
+    setReady: (ready, reason) => base.setReady(ready, reason),
+    // Passthrough pods keep a NIC of their own: the pool backend serves them.
+    add: (req) => req.type !== "passthrough" ? service.add(req) : base.add(req),
+    del: (req) => mine(req) ? service.del(req) : base.del(req),
+    check: (req) => mine(req) ? service.check(req) : base.check(req),
+    gc: (req) => base.gc(req),
+    status: () => base.status(),
+    rpcError: (err) => sharedRpcError(err) ?? base.rpcError(err),
+    serve: () => base.serve(),
+    async sync(full) {
+      await base.gcPass(full);
       await collector.run({ blocks: full }).catch((err) =>
         log.warn("shared GC pass failed", { err: String(err) })
       );
       await service.sweepNics().catch((err) =>
         log.warn("idle shared NIC sweep failed", { err: String(err) })
       );
+      base.pool.kick();
     },
+    collect: (o) => base.collect(o),
+    poolView: () => base.poolView(),
+    nicViews: () => base.nicViews(),
+    podViews: () => base.podViews().concat(service.views()),
     routes: () => [
       route(RPC.adminIpamCheck, adminGcSchema, async (b) => {
         const r: SharedGcResult = await collector.run({ dryRun: b.dryRun, blocks: true });
         return { applied: r.applied, actions: r.actions, failed: r.failed };
       }),
+      ...base.routes(),
     ],
+    close: (o) => base.close(o),
   };
 }
 
-function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCollector): void {
-  const c = o.counters;
-  o.registry.register(
+function registerMetrics(
+  o: { deps: BackendDeps; binding: SharedKubeBinding; nodeName: string },
+  svc: SharedService,
+  gc: SharedCollector,
+): void {
+  const c = o.binding.counters;
+  const registry = o.deps.metrics.registry;
+  registry.register(
     new Gauge({
       name: "hostnic_ipam_cas_conflicts",
       help: "IPAM compare-and-swap writes refused because the object changed (since start)",
@@ -113,7 +130,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_ipam_cas_retries",
       help: "IPAM operations repeated after a conflict (since start)",
@@ -122,7 +139,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_ipam_retries_exhausted",
       help: "IPAM operations that gave up after their bounded retries (since start)",
@@ -131,7 +148,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_ipam_operations",
       help: "IPAM allocations, releases, block claims and borrows by this node (since start)",
@@ -144,7 +161,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_shared_allocations",
       help: "Shared-mode pod attachments on this node",
@@ -153,7 +170,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_shared_gc_candidates",
       help: "Allocations the last shared-mode GC pass found to release",
@@ -162,7 +179,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_shared_gc_reclaimed",
       help: "Addresses released by shared-mode GC (since start)",
@@ -171,7 +188,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       },
     }),
   );
-  o.registry.register(
+  registry.register(
     new Gauge({
       name: "hostnic_ipam_block_utilization",
       help: "Allocated share of the usable addresses of the blocks affine to this node, by pool",
@@ -179,7 +196,7 @@ function registerMetrics(o: SharedModeOptions, svc: SharedService, gc: SharedCol
       collect: async (g) => {
         g.reset();
         const per = new Map<string, { used: number; usable: number }>();
-        const blocks = await o.stores.blocks.list().catch(() => []);
+        const blocks = await o.binding.stores.blocks.list().catch(() => []);
         for (const b of blocks) {
           if (b.spec.affinity !== `host:${o.nodeName}`) continue;
           const s = blockStats(b.spec, { now: Date.now(), cooldownMs: 0 });

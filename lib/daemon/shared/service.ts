@@ -8,7 +8,7 @@
  * - The handle of an allocation is `<containerId>.<ifName>`. A record naming it is written to the
  *   store (state `allocating`) before IPAM is asked, and the allocation's address and sequence
  *   number are written before the datapath is set up and before ADD answers: a crash anywhere
- *   leaves a record GC can settle (shared_gc.ts), never an address nobody knows about.
+ *   leaves a record GC can settle (gc.ts), never an address nobody knows about.
  * - DEL tears the datapath down, then releases by handle with the stored sequence (a release of
  *   an address re-allocated since frees nothing), then deletes the record. Idempotent.
  * - Operations on one handle are serialised; NIC work on one vxnet is serialised.
@@ -46,8 +46,8 @@ import type {
   DelRequest,
   PodView,
 } from "../../rpc/api.ts";
-import type { ServiceStore } from "../nic/service.ts";
-import { ServiceError } from "../nic/service.ts";
+import type { ServiceStore } from "../backend.ts";
+import { ServiceError } from "../backend.ts";
 
 export {
   CALICO_IP_ADDRS,
