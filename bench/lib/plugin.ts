@@ -33,8 +33,9 @@ export async function installPlugin(ctx: BenchContext): Promise<InstalledPlugin>
   }
   const shim = `${dir}/root/opt/cni/bin/hostnic`;
   const text = await Deno.readTextFile(shim);
-  const bundle = `'${CNI_BUNDLE.dir}/${CNI_BUNDLE.name}'`;
-  if (!text.includes(bundle)) throw new Error(`The installed shim does not run ${bundle}`);
+  const bundle = new RegExp(`'${CNI_BUNDLE.dir}/${CNI_BUNDLE.prefix}[0-9a-f]+/${CNI_BUNDLE.name}'`)
+    .exec(text)?.[0];
+  if (!bundle) throw new Error(`The installed shim does not run a bundle in ${CNI_BUNDLE.dir}`);
   const empty = `${dir}/empty.js`;
   await Deno.writeTextFile(empty, "\n");
   const emptyShim = `${dir}/empty-shim`;
