@@ -370,7 +370,7 @@ Deno.test("install under deno run writes a shim: CNI calls run the plugin bundle
   assert.match(script, /^#!\/bin\/sh\n/);
   assert.match(
     script,
-    / run -A --quiet --no-config --cached-only '[^']+\/dist\/hostnic-cni\.js' "\$@"/,
+    / run -A --quiet --no-config --cached-only --v8-flags=--no-lazy '[^']+\/dist\/hostnic-cni-[0-9a-f]{12}\/cni_entry\.js' "\$@"/,
   );
   assert.match(script, /export DENO_DIR='[^']+' DENO_NO_UPDATE_CHECK=1/);
   const run = async (env: Record<string, string>, args: string[] = []) => {
