@@ -7,6 +7,11 @@
  * resolves), because the daemon reports success only after its state is written; LevelDB's batch
  * is atomic across crashes (one log record); values are JSON text we encode ourselves, so a
  * damaged value surfaces as `STORE_CORRUPT` naming its key instead of a decoder crash.
+ *
+ * Group commit: while one batch is being written (its fsync takes milliseconds), the batches that
+ * arrive are queued and written together as one LevelDB batch, in arrival order, so 16 concurrent
+ * DELs cost two or three fsyncs instead of 32. Each caller's promise still resolves only once its
+ * own ops are durable, and a merged batch is as atomic as each batch in it.
  */
 import { Level } from "level";
 import { type Logger, nullLogger } from "../log.ts";
@@ -35,6 +40,9 @@ const PREFIX_END = "\x7f";
 export class LevelStore implements Store {
   readonly dir: string;
   readonly #db: Level<string, string>;
+  /** Batches accepted while a write was in flight (group commit). */
+  readonly #queued: { ops: readonly RawOp[]; done: PromiseWithResolvers<void> }[] = [];
+  #draining: Promise<void> | undefined;
   #closed = false;
 
   private constructor(dir: string, db: Level<string, string>) {
@@ -110,6 +118,7 @@ export class LevelStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#draining; // queued writes were accepted: they are written before the close
     await this.#io(() => this.#db.close());
   }
 
@@ -118,8 +127,25 @@ export class LevelStore implements Store {
   }
 
   #write(ops: readonly RawOp[]): Promise<void> {
-    // sync: LevelDB fsyncs its log before resolving — durable across power loss, not only a kill.
-    return this.#io(() => this.#db.batch(ops.map((op) => ({ ...op })), { sync: true }));
+    const done = Promise.withResolvers<void>();
+    this.#queued.push({ ops, done });
+    this.#draining ??= this.#drain().finally(() => this.#draining = undefined);
+    return done.promise;
+  }
+
+  /** Writes the queued batches, each group of them as one batch (group commit). */
+  async #drain(): Promise<void> {
+    while (this.#queued.length > 0) {
+      const group = this.#queued.splice(0);
+      const ops = group.flatMap((g) => g.ops.map((op) => ({ ...op })));
+      try {
+        // sync: LevelDB fsyncs its log before resolving — durable across power loss, not a kill.
+        await this.#io(() => this.#db.batch(ops, { sync: true }));
+        for (const g of group) g.done.resolve();
+      } catch (err) {
+        for (const g of group) g.done.reject(err);
+      }
+    }
   }
 
   async #range(range: { gte?: string; lt?: string }): Promise<RawEntry[]> {
