@@ -42,7 +42,8 @@ export class LevelStore implements Store {
   readonly #db: Level<string, string>;
   /** Batches accepted while a write was in flight (group commit). */
   readonly #queued: { ops: readonly RawOp[]; done: PromiseWithResolvers<void> }[] = [];
-  #draining: Promise<void> | undefined;
+  #writing = false;
+  #draining: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(dir: string, db: Level<string, string>) {
@@ -129,22 +130,34 @@ export class LevelStore implements Store {
   #write(ops: readonly RawOp[]): Promise<void> {
     const done = Promise.withResolvers<void>();
     this.#queued.push({ ops, done });
-    this.#draining ??= this.#drain().finally(() => this.#draining = undefined);
+    if (!this.#writing) {
+      this.#writing = true;
+      this.#draining = this.#drain();
+    }
     return done.promise;
   }
 
-  /** Writes the queued batches, each group of them as one batch (group commit). */
+  /**
+   * Writes the queued batches, each group of them as one batch (group commit). `#writing` is
+   * cleared in the same synchronous step that finds the queue empty, so a batch queued by a
+   * caller resumed from the last group's write always starts a new drain (it cannot be left
+   * behind by one that is just ending).
+   */
   async #drain(): Promise<void> {
-    while (this.#queued.length > 0) {
-      const group = this.#queued.splice(0);
-      const ops = group.flatMap((g) => g.ops.map((op) => ({ ...op })));
-      try {
-        // sync: LevelDB fsyncs its log before resolving — durable across power loss, not a kill.
-        await this.#io(() => this.#db.batch(ops, { sync: true }));
-        for (const g of group) g.done.resolve();
-      } catch (err) {
-        for (const g of group) g.done.reject(err);
+    try {
+      while (this.#queued.length > 0) {
+        const group = this.#queued.splice(0);
+        const ops = group.flatMap((g) => g.ops.map((op) => ({ ...op })));
+        try {
+          // sync: LevelDB fsyncs its log before resolving — durable across power loss.
+          await this.#io(() => this.#db.batch(ops, { sync: true }));
+          for (const g of group) g.done.resolve();
+        } catch (err) {
+          for (const g of group) g.done.reject(err);
+        }
       }
+    } finally {
+      this.#writing = false;
     }
   }
 

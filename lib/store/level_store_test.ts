@@ -200,3 +200,26 @@ Deno.test("LevelStore: concurrent batches are written in arrival order, each dur
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("LevelStore: a batch written right after another resolves (group commit never strands it)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostnic-store-" });
+  try {
+    const store = await LevelStore.open({ dir });
+    try {
+      // Each write starts from the continuation of the previous one, the moment a drain ends.
+      for (let i = 0; i < 50; i++) {
+        const wrote = store.batch([{ type: "put", key: `k/${i}`, value: i }]).then(() => true);
+        const stuck = new Promise<false>((r) => {
+          const t = setTimeout(() => r(false), 5000);
+          wrote.finally(() => clearTimeout(t));
+        });
+        assert.ok(await Promise.race([wrote, stuck]), `write ${i} never resolved`);
+      }
+      assert.equal((await store.list("k/")).length, 50);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
