@@ -16,9 +16,10 @@
  *   encode + write   `rpc-done` (VERSION: `read`) → `written`
  *   exit             `written` → the exit seen here
  *
- * CPU per phase is the difference of the marks' CPU (the probe's for runtime start); exit's CPU
- * is what the process used after `written`, from this process's reaped-children times, which
- * have 10 ms ticks: its median is coarse. Tracing itself reads /proc at each mark (~0.1 ms).
+ * CPU per phase is the difference of the marks' CPU (the probe's for runtime start); exit has no
+ * CPU figure (nothing can be read after `written`). Tracing itself reads /proc at each mark, and
+ * /proc brings a running thread's run time up to date only when it is switched out, so CPU lands
+ * in the phase that first waits (the stdin read gets the tail of start-up).
  */
 import { netnsPath } from "../lib/linux/exec.ts";
 import { TRACE_PREFIX, type TraceMark } from "../lib/cni/trace.ts";
