@@ -356,6 +356,40 @@ function cpuTotal(o: ChurnOutcome): number {
   return o.cpu.plugin + o.cpu.daemon + o.cpu.daemonChildren + o.cpu.sim;
 }
 
+/**
+ * Issue 22's churn targets: hostnic's CPU per pod (plugin processes, daemon, its commands; not
+ * the simulator, which plays the cloud) within 2 plugin start-ups + 25 ms, and ≥ 10 pods/s where
+ * that floor allows it: the floor's pods/s is what 2 start-ups + 25 ms per pod leave on this
+ * machine's cores.
+ */
+function issue22ChurnFigures(o: ChurnOutcome, cores: number): Figure[] {
+  const ours = o.cpu.plugin + o.cpu.daemon + o.cpu.daemonChildren;
+  const floor = 2 * o.startupCpu + 25;
+  const floorRate = (cores * 1000) / floor;
+  return [
+    figure({
+      name: "i22.churn.cpu_per_pod",
+      value: ours,
+      unit: "ms",
+      baseline: { name: "2*churn.plugin_startup_cpu+25", value: floor },
+      target: { op: "<=", value: 1, of: "ratio" },
+      note: `plugin ${o.cpu.plugin.toFixed(0)} + daemon ${o.cpu.daemon.toFixed(0)} + its ` +
+        `commands ${o.cpu.daemonChildren.toFixed(0)} ms per pod (simulator ${
+          o.cpu.sim.toFixed(0)
+        } not counted)`,
+    }),
+    figure({
+      name: "i22.churn.pods_per_s",
+      value: o.rate,
+      unit: "pods/s",
+      target: { op: ">=", value: Math.min(10, floorRate), of: "value" },
+      note: `floor ${floorRate.toFixed(1)} pods/s on ${cores} cores (2 × ${
+        o.startupCpu.toFixed(1)
+      } + 25 ms CPU per pod); the target is 10 pods/s, or the floor where it is lower`,
+    }),
+  ];
+}
+
 function warmNote(o: ChurnOutcome): string {
   return `warm-up ${o.warmS.toFixed(0)} s (${
     o.settled ? "pool settled" : "pool still growing at the limit"
@@ -412,6 +446,7 @@ export const hostnicChurn: Benchmark = {
           o.cpu.sim.toFixed(0)
         } (ms CPU per pod, ADD+DEL)`,
       }),
+      ...issue22ChurnFigures(o, cores),
       figure({
         name: "churn.plugin_startup_cpu",
         value: o.startupCpu,

@@ -20,7 +20,7 @@ import type { PoolView } from "../lib/rpc/api.ts";
 import { RPC } from "../lib/rpc/protocol.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure, formatNumber } from "./lib/figure.ts";
-import { jobSeenAt } from "./lib/jobpoll.ts";
+import { jobSeenAt, POOL_POLL } from "./lib/jobpoll.ts";
 import { addNamespaces, removeNamespaces } from "./lib/netns.ts";
 import { mapLimit } from "./lib/parallel.ts";
 import { summarize } from "./lib/stats.ts";
@@ -87,7 +87,7 @@ export const hostnicCold: Benchmark = {
           }
         }
         const s = summarize(ms);
-        const seen = jobSeenAt(L);
+        const seen = jobSeenAt(L, POOL_POLL);
         const perAdd = Object.fromEntries(
           Object.entries(calls).map(([a, n]) => [a, Number((n / runs).toFixed(1))]),
         );

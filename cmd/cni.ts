@@ -3,7 +3,8 @@
  * exit code; catches everything itself, because `main.ts` would only print a bare stderr line.
  * Every verb is served by the node daemon over its socket (lib/plugin/handlers.ts).
  */
-import { type CniIo, runCni } from "../lib/cni/mod.ts";
+import { type CniIo, runCni } from "../lib/cni/dispatch.ts";
+import { TRACE_ENV, tracer } from "../lib/cni/trace.ts";
 import { daemonHandlers } from "../lib/plugin/handlers.ts";
 
 /** Reads stdin up to `limit` bytes; a terminal counts as empty (a CNI plugin is never interactive). */
@@ -42,8 +43,17 @@ export function realIo(): CniIo {
 }
 
 export async function main(_args: string[]): Promise<number> {
+  const trace = tracer(Deno.env.get(TRACE_ENV) === "1");
+  trace.mark("main");
   try {
-    return await runCni({ ...realIo(), handlers: daemonHandlers() });
+    const code = await runCni({
+      ...realIo(),
+      mark: trace.mark,
+      handlers: daemonHandlers({ mark: trace.mark }),
+    });
+    const line = trace.line();
+    if (line !== undefined) await writeAll(Deno.stderr, line);
+    return code;
   } catch (err) {
     // runCni does not throw; this guards against a broken stdout/stderr setup only.
     const msg = err instanceof Error ? err.message : String(err);

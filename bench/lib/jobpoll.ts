@@ -6,6 +6,8 @@
  * this next to the measured cold-path latency, so the part that is polling granularity (rather
  * than hostnic's own work) is visible. Request round trips are left out of the model.
  */
+import { POOL_JOB_POLL } from "../../lib/nicpool/cloud.ts";
+
 export interface PollPolicy {
   initialMs: number;
   factor: number;
@@ -14,6 +16,13 @@ export interface PollPolicy {
 
 /** lib/iaas/jobs.ts's defaults. */
 export const DEFAULT_POLL: PollPolicy = { initialMs: 100, factor: 1.5, maxMs: 5000 };
+
+/** The NIC pool's schedule (lib/nicpool/cloud.ts `POOL_JOB_POLL`): what the cold path sees. */
+export const POOL_POLL: PollPolicy = {
+  initialMs: POOL_JOB_POLL.initialIntervalMs,
+  factor: POOL_JOB_POLL.factor,
+  maxMs: POOL_JOB_POLL.maxIntervalMs,
+};
 
 /** When (ms after the job started) the poll that first sees a job of latency `jobMs` done falls. */
 export function jobSeenAt(

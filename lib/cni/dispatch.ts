@@ -15,6 +15,7 @@ import {
 } from "./env.ts";
 import { CniCode, CniError, errorObject, toCniError } from "./errors.ts";
 import { encodeResult, parseResult, type Result } from "./result.ts";
+import type { Mark } from "./trace.ts";
 import { type CniVersion, LATEST_VERSION, negotiateVersion, versionInfo } from "./version.ts";
 
 interface RequestBase {
@@ -84,6 +85,8 @@ export interface CniIo {
   readStdin(limit: number): Promise<Uint8Array>;
   writeStdout(text: string): Promise<void>;
   writeStderr(text: string): Promise<void>;
+  /** Phase marks for the benchmark's per-phase split (lib/cni/trace.ts); absent: none. */
+  mark?: Mark;
 }
 
 export interface CniDeps extends CniIo {
@@ -92,6 +95,7 @@ export interface CniDeps extends CniIo {
 
 /** Runs one invocation and returns the exit code (0 or 1). */
 export async function runCni(deps: CniDeps): Promise<number> {
+  const mark = deps.mark ?? (() => {});
   let errVersion: string = LATEST_VERSION;
   let command: CniCommand | undefined;
   try {
@@ -102,11 +106,13 @@ export async function runCni(deps: CniDeps): Promise<number> {
     } catch (err) {
       readError = err;
     }
+    mark("read");
     errVersion = peekVersion(bytes, LATEST_VERSION);
     command = parseCommand(deps.env("CNI_COMMAND"));
     if (command === "VERSION") {
       // Runtimes may send nothing, or only {"cniVersion": …}; never fail VERSION over stdin.
       await deps.writeStdout(JSON.stringify(versionInfo(requestedVersion(bytes))) + "\n");
+      mark("written");
       return 0;
     }
     if (readError !== undefined) {
@@ -119,8 +125,10 @@ export async function runCni(deps: CniDeps): Promise<number> {
     const version = negotiateVersion(raw, command);
     errVersion = version;
     const config = parseNetConf(raw, { command, version });
+    mark("parsed");
     const out = await dispatch(deps.handlers, { env, config, version });
     if (out !== undefined) await deps.writeStdout(out + "\n");
+    mark("written");
     return 0;
   } catch (err) {
     return await fail(deps, toCniError(err), errVersion, command);

@@ -398,3 +398,18 @@ Deno.test("ADD passes prevResult through and prints in the request version", asy
   assert.equal(out.code, 0);
   assert.deepEqual(JSON.parse(out.stdout), encodeResult(PREV, "0.4.0"));
 });
+
+Deno.test("runCni marks the phases of the per-phase split in order", async () => {
+  const seen: string[] = [];
+  const handlers: CniHandlers = { ...unavailableHandlers, del: () => {} };
+  const code = await runCni({
+    env: (n) => envFor("DEL")[n],
+    readStdin: () => Promise.resolve(new TextEncoder().encode(configFor("DEL", "1.0.0"))),
+    writeStdout: () => Promise.resolve(),
+    writeStderr: () => Promise.resolve(),
+    mark: (p) => seen.push(p),
+    handlers,
+  });
+  assert.equal(code, 0);
+  assert.deepEqual(seen, ["read", "parsed", "written"]);
+});

@@ -146,12 +146,13 @@ export function planPool(c: PoolCounts, t: PoolTargets, d: PoolDemand = {}): Poo
 }
 
 /** Spacing of batches for waiting ADDs while they keep coming (see `batchSpacingMs`). */
-export const BATCH_SPACING = { firstMs: 100, maxMs: 500 } as const;
+export const BATCH_SPACING = { firstMs: 100, maxMs: 200 } as const;
 
 /**
  * How long after the previous batch the next one for waiting ADDs may start, `streak` batches
- * into a burst: at once for the first, then 100 ms, doubling up to 500 ms. A burst whose pods
- * arrive spread out (each is a process that has to start) is served by a few batches that each
+ * into a burst: at once for the first, then 100 ms, then 200 ms (up to 500 ms before issue 22:
+ * the longer wait gathered more pods, but started the burst's last batch well after its pods were
+ * known). A burst whose pods arrive spread out (each is a process that has to start) is served by a few batches that each
  * gather more pods — the batch grows by waiting for pods, not by creating NICs for pods that have
  * not arrived (`planPool` keeps a batch within waiters + poolHigh).
  */

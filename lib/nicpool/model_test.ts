@@ -103,6 +103,6 @@ Deno.test("planPool: a burst creates no more NICs than pods waiting plus poolHig
   }
 });
 
-Deno.test("batchSpacingMs: at once for the first batch of a burst, then 100 ms doubling to 500", () => {
-  assertEquals([0, 1, 2, 3, 4, 10].map(batchSpacingMs), [0, 100, 200, 400, 500, 500]);
+Deno.test("batchSpacingMs: at once for the first batch of a burst, then 100 ms, then 200", () => {
+  assertEquals([0, 1, 2, 3, 4, 10].map(batchSpacingMs), [0, 100, 200, 200, 200, 200]);
 });

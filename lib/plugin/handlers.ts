@@ -21,6 +21,7 @@ import type {
   GcRequest as CniGcRequest,
 } from "../cni/dispatch.ts";
 import type { NetConf } from "../cni/config.ts";
+import type { Mark } from "../cni/trace.ts";
 import { CniCode, CniError, quote } from "../cni/errors.ts";
 import { parseIp, parseIpMaybeCidr } from "../cni/net.ts";
 import type { Result } from "../cni/result.ts";
@@ -255,21 +256,31 @@ export interface HandlerOptions {
   log?: PluginLog;
   /** What a CNI_NETNS path is (default: `netnsKindOf`, a stat). */
   netnsKind?: (path: string) => Promise<NetnsKind>;
+  /** Phase marks around the daemon call (`rpc-start`, `rpc-done`; lib/cni/trace.ts). */
+  mark?: Mark;
 }
 
 export function daemonHandlers(opts: HandlerOptions = {}): CniHandlers {
   const clientFor = opts.client ?? ((p: string) => new RpcClient(p));
   const log = opts.log ?? (() => {});
   const kindOf = opts.netnsKind ?? netnsKindOf;
+  const mark = opts.mark ?? (() => {});
+  /** One daemon call, between the two marks of the per-phase split. */
+  const call = async <T>(socket: string, path: string, body: unknown, timeoutMs: number) => {
+    mark("rpc-start");
+    try {
+      return await clientFor(socket).call<T>(path as `/${string}`, body, { timeoutMs });
+    } finally {
+      mark("rpc-done");
+    }
+  };
   return {
     async add(req) {
       const socket = req.config.hostnic.socketPath;
       const body = addRequestOf(req);
       await requireNetns(req.netns, kindOf);
       try {
-        const reply = await clientFor(socket).call<AddReply>(RPC.cniAdd, body, {
-          timeoutMs: ADD_TIMEOUT_MS,
-        });
+        const reply = await call<AddReply>(socket, RPC.cniAdd, body, ADD_TIMEOUT_MS);
         return resultOf(reply, req.config, req.ifname);
       } catch (err) {
         throw cniErrorOf(err, socket, 11);
@@ -285,7 +296,7 @@ export function daemonHandlers(opts: HandlerOptions = {}): CniHandlers {
         ...podOf(req),
       };
       try {
-        await clientFor(socket).call(RPC.cniDel, body, { timeoutMs: SHORT_TIMEOUT_MS * 3 });
+        await call(socket, RPC.cniDel, body, SHORT_TIMEOUT_MS * 3);
       } catch (err) {
         if (!(err instanceof DaemonUnreachableError)) throw cniErrorOf(err, socket, 11);
         log(`daemon unreachable (${err.message}); releasing locally and journaling`);

@@ -7,6 +7,11 @@
  * resolves), because the daemon reports success only after its state is written; LevelDB's batch
  * is atomic across crashes (one log record); values are JSON text we encode ourselves, so a
  * damaged value surfaces as `STORE_CORRUPT` naming its key instead of a decoder crash.
+ *
+ * Group commit: while one batch is being written (its fsync takes milliseconds), the batches that
+ * arrive are queued and written together as one LevelDB batch, in arrival order, so 16 concurrent
+ * DELs cost two or three fsyncs instead of 32. Each caller's promise still resolves only once its
+ * own ops are durable, and a merged batch is as atomic as each batch in it.
  */
 import { Level } from "level";
 import { type Logger, nullLogger } from "../log.ts";
@@ -35,6 +40,10 @@ const PREFIX_END = "\x7f";
 export class LevelStore implements Store {
   readonly dir: string;
   readonly #db: Level<string, string>;
+  /** Batches accepted while a write was in flight (group commit). */
+  readonly #queued: { ops: readonly RawOp[]; done: PromiseWithResolvers<void> }[] = [];
+  #writing = false;
+  #draining: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(dir: string, db: Level<string, string>) {
@@ -110,6 +119,7 @@ export class LevelStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#draining; // queued writes were accepted: they are written before the close
     await this.#io(() => this.#db.close());
   }
 
@@ -118,8 +128,37 @@ export class LevelStore implements Store {
   }
 
   #write(ops: readonly RawOp[]): Promise<void> {
-    // sync: LevelDB fsyncs its log before resolving — durable across power loss, not only a kill.
-    return this.#io(() => this.#db.batch(ops.map((op) => ({ ...op })), { sync: true }));
+    const done = Promise.withResolvers<void>();
+    this.#queued.push({ ops, done });
+    if (!this.#writing) {
+      this.#writing = true;
+      this.#draining = this.#drain();
+    }
+    return done.promise;
+  }
+
+  /**
+   * Writes the queued batches, each group of them as one batch (group commit). `#writing` is
+   * cleared in the same synchronous step that finds the queue empty, so a batch queued by a
+   * caller resumed from the last group's write always starts a new drain (it cannot be left
+   * behind by one that is just ending).
+   */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queued.length > 0) {
+        const group = this.#queued.splice(0);
+        const ops = group.flatMap((g) => g.ops.map((op) => ({ ...op })));
+        try {
+          // sync: LevelDB fsyncs its log before resolving — durable across power loss.
+          await this.#io(() => this.#db.batch(ops, { sync: true }));
+          for (const g of group) g.done.resolve();
+        } catch (err) {
+          for (const g of group) g.done.reject(err);
+        }
+      }
+    } finally {
+      this.#writing = false;
+    }
   }
 
   async #range(range: { gte?: string; lt?: string }): Promise<RawEntry[]> {

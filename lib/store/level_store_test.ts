@@ -166,3 +166,60 @@ function spawnWriter(dir: string, mode: "batches" | "hold"): Writer {
     },
   };
 }
+
+Deno.test("LevelStore: concurrent batches are written in arrival order, each durable when it resolves", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostnic-store-" });
+  try {
+    let store = await LevelStore.open({ dir });
+    // 32 writers at once (16 DELs' worth): later batches overwrite earlier ones for the same key.
+    await Promise.all(Array.from({ length: 32 }, (_, i) =>
+      store.batch([
+        { type: "put", key: `alloc/p${i}`, value: { i } },
+        { type: "put", key: "nic/shared", value: { last: i } },
+        ...(i % 2 ? [{ type: "del" as const, key: `alloc/p${i - 1}` }] : []),
+      ])));
+    // Queued writes accepted before close are written by it, not dropped.
+    const late = store.batch([{ type: "put", key: "alloc/late", value: { late: true } }]);
+    await store.close();
+    await late;
+    store = await LevelStore.open({ dir });
+    try {
+      const allocs = (await store.list("alloc/")).map((e) => e.key);
+      assert.deepEqual(
+        allocs.sort(),
+        [
+          "alloc/late",
+          ...Array.from({ length: 16 }, (_, k) => `alloc/p${2 * k + 1}`),
+        ].sort(),
+      );
+      assert.deepEqual(await store.get("nic/shared"), { last: 31 });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("LevelStore: a batch written right after another resolves (group commit never strands it)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostnic-store-" });
+  try {
+    const store = await LevelStore.open({ dir });
+    try {
+      // Each write starts from the continuation of the previous one, the moment a drain ends.
+      for (let i = 0; i < 50; i++) {
+        const wrote = store.batch([{ type: "put", key: `k/${i}`, value: i }]).then(() => true);
+        const stuck = new Promise<false>((r) => {
+          const t = setTimeout(() => r(false), 5000);
+          wrote.finally(() => clearTimeout(t));
+        });
+        assert.ok(await Promise.race([wrote, stuck]), `write ${i} never resolved`);
+      }
+      assert.equal((await store.list("k/")).length, 50);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

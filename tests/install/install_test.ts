@@ -370,7 +370,7 @@ Deno.test("install under deno run writes a shim: CNI calls run the plugin bundle
   assert.match(script, /^#!\/bin\/sh\n/);
   assert.match(
     script,
-    / run -A --quiet --no-config --cached-only '[^']+\/dist\/hostnic-cni\.js' "\$@"/,
+    / run -A --quiet --no-config --cached-only --v8-flags=--no-lazy '[^']+\/dist\/hostnic-cni-[0-9a-f]{12}\/cni_entry\.js' "\$@"/,
   );
   assert.match(script, /export DENO_DIR='[^']+' DENO_NO_UPDATE_CHECK=1/);
   const run = async (env: Record<string, string>, args: string[] = []) => {
@@ -391,6 +391,35 @@ Deno.test("install under deno run writes a shim: CNI calls run the plugin bundle
   const del = await run({ CNI_COMMAND: "DEL" });
   assert.equal(del.code, 1);
   assert.equal(JSON.parse(del.stdout).code, 4, "a CNI error, from the plugin");
+  // DEL without the daemon loads the bundle's other chunk (lib/linux, the journal): it still
+  // succeeds and leaves its release record (the pod's netns is already gone).
+  const journalDir = `${fx.dir}/journal`;
+  const offline = await new Deno.Command(fx.binary, {
+    env: {
+      CNI_COMMAND: "DEL",
+      CNI_CONTAINERID: "bundlechunk1",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/cni/bin",
+    },
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = offline.stdin.getWriter();
+  await w.write(new TextEncoder().encode(JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "hostnic",
+    type: "hostnic",
+    socketPath: `${fx.dir}/no-daemon.sock`,
+    journalDir,
+  })));
+  await w.close();
+  const offOut = await offline.output();
+  assert.equal(offOut.code, 0, new TextDecoder().decode(offOut.stdout));
+  assert.deepEqual([...Deno.readDirSync(journalDir)].map((e) => e.name), [
+    "bundlechunk1.eth0.json",
+  ]);
   const cli = await run({}, ["version"]);
   assert.equal(cli.code, 0);
   assert.match(cli.stdout, /^hostnic \d+\.\d+\.\d+/);
