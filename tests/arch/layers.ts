@@ -92,6 +92,4 @@ export interface Pending {
   why: string;
 }
 
-export const PENDING: readonly Pending[] = [
-  { kind: "size", path: "lib/nicpool/pool.ts", owner: "perf", why: "pool.ts split (burst logic)" },
-];
+export const PENDING: readonly Pending[] = [];
