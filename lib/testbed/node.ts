@@ -50,6 +50,11 @@ export interface RealNodeOptions {
   name?: string;
   /** Image archives to import into containerd (docker-archive tars) with extra tags. */
   images?: { archive: string; tags?: string[] }[];
+  /**
+   * The kubelet's `clusterDNS` (the `kube-system/kube-dns` Service address, as on a real cluster);
+   * unset: pods get the machine's resolver, as a kubelet without cluster DNS does.
+   */
+  clusterDNS?: string;
 }
 
 interface Proc {
@@ -232,6 +237,7 @@ export class RealNode implements AsyncDisposable {
         tlsCertFile: cert.cert,
         tlsPrivateKeyFile: cert.key,
         clusterDomain: "cluster.local",
+        ...(o.clusterDNS ? { clusterDNS: [o.clusterDNS] } : {}),
         resolvConf: "/etc/resolv.conf",
         healthzBindAddress: "127.0.0.1",
         healthzPort: 10248,
