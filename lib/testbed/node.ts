@@ -62,6 +62,17 @@ interface Proc {
   child: Deno.ChildProcess;
 }
 
+/** The first RepoTag of a docker-archive (its manifest.json). */
+async function archiveRef(archive: string): Promise<string | undefined> {
+  const out = await runner.run(["tar", "-xOf", archive, "manifest.json"]);
+  const tag = (JSON.parse(out.stdout) as { RepoTags?: string[] }[])[0]?.RepoTags?.[0];
+  if (!tag) return undefined;
+  // containerd names a short reference as docker.io/library/…; full ones stay as they are.
+  const first = tag.split("/")[0];
+  const domain = tag.includes("/") && (/[.:]/.test(first) || first === "localhost");
+  return domain ? tag : `docker.io/library/${tag}`;
+}
+
 function sq(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
@@ -380,7 +391,8 @@ export class RealNode implements AsyncDisposable {
     const r = await this.ctr(["images", "import", "--no-unpack", archive]);
     if (r.code !== 0) throw new Error(`ctr images import ${archive} failed: ${r.stderr.trim()}`);
     const m = /^unpacking (\S+) /m.exec(r.stdout) ?? /^(\S+)\s/m.exec(r.stdout);
-    const imported = m?.[1];
+    // `--no-unpack` may print nothing: the archive's manifest names what it holds.
+    const imported = m?.[1] ?? (tags.length ? await archiveRef(archive) : undefined);
     for (const t of tags) {
       if (!imported) throw new Error(`cannot tell what ${archive} imported: ${r.stdout}`);
       const t2 = await this.ctr(["images", "tag", "--force", imported, t]);
