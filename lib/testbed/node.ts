@@ -84,6 +84,11 @@ export class RealNode implements AsyncDisposable {
   readonly dir: string;
   /** The file the node's mount namespace is bound to. */
   readonly mntns: string;
+  /**
+   * The file the node's UTS namespace is bound to: its hostname is the node name, as on a real
+   * node (hostNetwork pods share it; the e2e suite checks that they report the node's name).
+   */
+  readonly utsns: string;
   /** The instance's VPC address (`--node-ip`). */
   ip = "";
   /**
@@ -103,6 +108,7 @@ export class RealNode implements AsyncDisposable {
     this.name = name;
     this.dir = `${cp.cluster.dir}/real-${name}`;
     this.mntns = `${this.dir}/ns/mnt`;
+    this.utsns = `${this.dir}/ns/uts`;
   }
 
   /** Private directory backing `hostPath` inside the node (e.g. `/opt/cni/bin`). */
@@ -309,6 +315,7 @@ export class RealNode implements AsyncDisposable {
     this.#mounted = true;
     await runner.run(["mount", "--make-private", `${dir}/ns`]);
     await Deno.writeTextFile(this.mntns, "");
+    await Deno.writeTextFile(this.utsns, "");
     const lines = ["set -e", "mount --make-rshared /"];
     const overlaid = new Set<string>();
     for (const [key, target] of Object.entries(NODE_PATHS)) {
@@ -333,10 +340,12 @@ export class RealNode implements AsyncDisposable {
     // Overlays must come before the binds below them: sort so parents are mounted first.
     const overlays = lines.filter((l) => l.startsWith("mount -t overlay"));
     const rest = lines.filter((l) => !l.startsWith("mount -t overlay") && l !== "set -e");
-    const script = ["set -e", rest[0], ...overlays, ...rest.slice(1)].join("\n");
+    const script = ["set -e", `hostname ${sq(this.name)}`, rest[0], ...overlays, ...rest.slice(1)]
+      .join("\n");
     await runner.run([
       "unshare",
       `--mount=${this.mntns}`,
+      `--uts=${this.utsns}`,
       "--propagation",
       "private",
       "sh",
@@ -345,11 +354,12 @@ export class RealNode implements AsyncDisposable {
     ]);
   }
 
-  /** argv run inside the node (its mount and network namespaces). */
+  /** argv run inside the node (its mount, UTS and network namespaces). */
   argv(args: string[]): string[] {
     return [
       "nsenter",
       `--mount=${this.mntns}`,
+      `--uts=${this.utsns}`,
       `--net=/run/netns/${this.instance.netns}`,
       "--",
       ...args,
@@ -521,6 +531,7 @@ export class RealNode implements AsyncDisposable {
     await removeCgroups(containers);
     if (this.#mounted) {
       await runner.run(["umount", this.mntns]).catch(() => {});
+      await runner.run(["umount", this.utsns]).catch(() => {});
       await runner.run(["umount", `${this.dir}/ns`]).catch(() => {});
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
