@@ -40,27 +40,81 @@ Usage:
 With CNI_COMMAND in the environment, hostnic acts as a CNI plugin (spec 0.3.0 – 1.1.0).
 `;
 
-async function loadMode(name: string): Promise<ModeMain | undefined> {
-  switch (name) {
-    case "daemon":
-      return (await import("./cmd/daemon.ts")).main;
-    case "controller":
-      return (await import("./cmd/controller.ts")).main;
-    case "admin":
-      return (await import("./cmd/admin.ts")).main;
-    case "sim":
-      return (await import("./cmd/sim.ts")).main;
-    case "demo":
-      return (await import("./cmd/demo.ts")).main;
-    case "conformance":
-      return (await import("./cmd/conformance.ts")).main;
-    case "install":
-      return (await import("./cmd/install.ts")).main;
-    case "uninstall":
-      return (await import("./cmd/install.ts")).uninstallMain;
-    default:
-      return undefined;
-  }
+/**
+ * A mode as the dispatcher and the `--help` walk (tests/cli/help_test.ts) see it: its entry and,
+ * for commander modes, the program it parses with, so the walk finds every subcommand by itself.
+ */
+export interface Mode {
+  main: ModeMain;
+  program?: () => CommandTree;
+}
+
+/** What the walk reads of a commander `Command` (named structurally: main.ts loads no npm code). */
+export interface CommandTree {
+  name(): string;
+  readonly commands: readonly CommandTree[];
+}
+
+const versionMode: Mode = {
+  main: (args) => {
+    if (args.some((a) => a === "--help" || a === "-h")) {
+      console.log("Usage: hostnic version\n\nPrint the version and exit.");
+    } else {
+      console.log(`hostnic ${VERSION}`);
+    }
+    return Promise.resolve(0);
+  },
+};
+
+const helpMode: Mode = {
+  main: (args) => {
+    console.log(
+      args.some((a) => a === "--help" || a === "-h")
+        ? "Usage: hostnic help\n\nPrint the list of modes and exit."
+        : USAGE,
+    );
+    return Promise.resolve(0);
+  },
+};
+
+/** A commander mode module: its `main` and its `program()` (cmd/*.ts, lib/cli.ts `ModeProgram`). */
+function commanderMode(
+  load: () => Promise<{ main: ModeMain; program: () => { program: CommandTree } }>,
+): () => Promise<Mode> {
+  return async () => {
+    const m = await load();
+    return { main: m.main, program: () => m.program().program };
+  };
+}
+
+/**
+ * Every mode by name. Literal dynamic imports, so `deno compile` bundles each mode and the CNI
+ * plugin path loads none of them. A new mode is one entry here (and a line in USAGE).
+ */
+const MODES: Readonly<Record<string, () => Promise<Mode>>> = {
+  daemon: commanderMode(() => import("./cmd/daemon.ts")),
+  controller: commanderMode(() => import("./cmd/controller.ts")),
+  admin: commanderMode(() => import("./cmd/admin.ts")),
+  sim: commanderMode(() => import("./cmd/sim.ts")),
+  demo: commanderMode(() => import("./cmd/demo.ts")),
+  conformance: commanderMode(() => import("./cmd/conformance.ts")),
+  install: async () => {
+    const m = await import("./cmd/install.ts");
+    return { main: m.main, program: m.installProgram };
+  },
+  uninstall: async () => {
+    const m = await import("./cmd/install.ts");
+    return { main: m.uninstallMain, program: m.uninstallProgram };
+  },
+  version: () => Promise.resolve(versionMode),
+  help: () => Promise.resolve(helpMode),
+};
+
+/** The names `hostnic <mode>` accepts (besides the `--version`/`--help` spellings). */
+export const MODE_NAMES: readonly string[] = Object.keys(MODES);
+
+export async function loadMode(name: string): Promise<Mode | undefined> {
+  return Object.hasOwn(MODES, name) ? await MODES[name]() : undefined;
 }
 
 export async function dispatch(args: string[]): Promise<number> {
@@ -68,11 +122,11 @@ export async function dispatch(args: string[]): Promise<number> {
     return await (await import("./cmd/cni.ts")).main(args);
   }
   const [mode, ...rest] = args;
-  if (mode === "version" || mode === "--version" || mode === "-v") {
+  if (mode === "--version" || mode === "-v") {
     console.log(`hostnic ${VERSION}`);
     return 0;
   }
-  if (mode === "help" || mode === "--help" || mode === "-h") {
+  if (mode === "--help" || mode === "-h") {
     console.log(USAGE);
     return 0;
   }
@@ -84,7 +138,7 @@ export async function dispatch(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  return await run(rest);
+  return await run.main(rest);
 }
 
 if (import.meta.main) {

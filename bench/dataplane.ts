@@ -25,7 +25,7 @@
 import { HttpIaasClient } from "../lib/iaas/client.ts";
 import { iaasConfigFromObject } from "../lib/iaas/config.ts";
 import { waitJob } from "../lib/iaas/jobs.ts";
-import { instanceNamespace, scenarioFromObject, startSim } from "../lib/iaas/sim/mod.ts";
+import { instanceNamespace, scenarioFromObject, startSim } from "../lib/sim/mod.ts";
 import { type PodSpec, type PodTeardownSpec, setupPod, teardownPod } from "../lib/linux/mod.ts";
 import { nullLogger } from "../lib/log.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";

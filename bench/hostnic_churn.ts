@@ -18,7 +18,7 @@
  * changed through its environment: `MALLOC_MMAP_THRESHOLD_=65536` (glibc), then that plus
  * `DENO_V8_FLAGS=--max-semi-space-size=1` (V8's young generation). The module-by-module attribution is the `rss_profile` module.
  */
-import type { PoolView } from "../lib/daemon/api.ts";
+import type { PoolView } from "../lib/rpc/api.ts";
 import { RPC } from "../lib/rpc/protocol.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure, formatNumber } from "./lib/figure.ts";

@@ -16,7 +16,7 @@
  *
  * Both use the plugin as `hostnic install` writes it (bench/lib/plugin.ts).
  */
-import type { PoolView } from "../lib/daemon/api.ts";
+import type { PoolView } from "../lib/rpc/api.ts";
 import { RPC } from "../lib/rpc/protocol.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure, formatNumber } from "./lib/figure.ts";

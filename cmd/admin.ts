@@ -19,8 +19,8 @@
  * Exit codes: 0 ok, 1 the daemon failed or is unreachable (message on stderr), 2 usage.
  */
 import { Option } from "commander";
-import { newProgram, runProgram } from "../lib/cli.ts";
-import type { GcView, NicView, PodView, PoolView } from "../lib/daemon/api.ts";
+import { type ModeProgram, newProgram, runProgram } from "../lib/cli.ts";
+import type { GcView, NicView, PodView, PoolView } from "../lib/rpc/api.ts";
 import { DEFAULTS } from "../lib/config.ts";
 import { RpcClient } from "../lib/rpc/client.ts";
 import { RPC, type RpcPath } from "../lib/rpc/protocol.ts";
@@ -201,7 +201,8 @@ function ipamTable(v: IpamView): string {
   );
 }
 
-export async function main(args: string[]): Promise<number> {
+/** `hostnic admin …` as a commander program (built, not run). */
+export function program(): ModeProgram {
   let code = 0;
   const program = newProgram("hostnic admin")
     .description("inspect the hostnic node daemon through its socket")
@@ -251,5 +252,10 @@ export async function main(args: string[]): Promise<number> {
       out(o.output === "json" ? JSON.stringify(r, null, 2) + "\n" : gcText(r));
       code = r.failed.length > 0 || (!r.applied && r.actions.length > 0) ? 1 : 0;
     });
-  return await runProgram(program, args, () => code);
+  return { program, code: () => code };
+}
+
+export async function main(args: string[]): Promise<number> {
+  const m = program();
+  return await runProgram(m.program, args, m.code);
 }

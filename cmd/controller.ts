@@ -14,7 +14,7 @@
  * by tests/e2e/controller_test.ts. Ignored when empty.
  */
 import { Option } from "commander";
-import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
+import { type ModeProgram, newProgram, runProgram, stopSignal } from "../lib/cli.ts";
 import { DEFAULTS } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../lib/log.ts";
@@ -171,7 +171,8 @@ async function run(o: ControllerOptions): Promise<number> {
   return end === "lost" ? 1 : 0;
 }
 
-export async function main(args: string[]): Promise<number> {
+/** `hostnic controller` as a commander program (built, not run). */
+export function program(): ModeProgram {
   let code = 0;
   const program = newProgram("hostnic controller")
     .description(
@@ -221,10 +222,11 @@ export async function main(args: string[]): Promise<number> {
     .action(async (opts: ControllerOptions) => {
       code = await run(opts);
     });
+  return { program, code: () => code };
+}
+
+export async function main(args: string[]): Promise<number> {
+  const m = program();
   // Unlike other modes, no arguments is a valid invocation (all flags have defaults).
-  return await runProgram(
-    program,
-    args.length === 0 ? ["--manageAddr", CONTROLLER_DEFAULTS.manageAddr] : args,
-    () => code,
-  );
+  return await runProgram(m.program, args, m.code, { bareRuns: true });
 }

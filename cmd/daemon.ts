@@ -13,7 +13,7 @@
  * SIGINT/SIGTERM. Exit codes: 0 clean stop, 1 failure (message on stderr), 2 usage.
  */
 import { Option } from "commander";
-import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
+import { type ModeProgram, newProgram, runProgram, stopSignal } from "../lib/cli.ts";
 import {
   type DaemonFlags,
   DEFAULTS,
@@ -91,7 +91,7 @@ async function start(o: StartOptions): Promise<number> {
   let source = file ? configPath : "defaults";
   if (!file && kubernetesMode(o.kubeconfig)) {
     resolveConfig(parseConfigFile("", configPath), flags, configPath); // bad flags fail first
-    const { readConfigMap } = await import("../lib/daemon/kube.ts");
+    const { readConfigMap } = await import("../lib/daemon/kube/binding.ts");
     const fromCluster = await readConfigMap({ kubeconfig: o.kubeconfig, logger });
     if (fromCluster) [file, source] = [fromCluster.config, fromCluster.source];
   }
@@ -108,7 +108,8 @@ async function start(o: StartOptions): Promise<number> {
   return 0;
 }
 
-export async function main(args: string[]): Promise<number> {
+/** `hostnic daemon …` as a commander program (built, not run). */
+export function program(): ModeProgram {
   let code = 0;
   const program = newProgram("hostnic daemon")
     .description("hostnic node daemon: warm NIC pool, pod allocations, socket API");
@@ -138,5 +139,10 @@ export async function main(args: string[]): Promise<number> {
     .action(async (opts: StartOptions) => {
       code = await start(opts);
     });
-  return await runProgram(program, args, () => code);
+  return { program, code: () => code };
+}
+
+export async function main(args: string[]): Promise<number> {
+  const m = program();
+  return await runProgram(m.program, args, m.code);
 }

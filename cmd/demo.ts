@@ -9,12 +9,38 @@
  * held. `hostnic demo --kubernetes` runs cmd/demo_k8s.ts instead (real kubelets, hostnic from its
  * DaemonSet).
  */
+import { type ModeProgram, newProgram, runProgram } from "../lib/cli.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { CommandRunner } from "../lib/linux/exec.ts";
 import { Cluster, type Pod, POD_GATEWAY } from "../lib/testbed/cluster.ts";
 
+/** `hostnic demo [--kubernetes]` as a commander program (built, not run). */
+export function program(): ModeProgram {
+  let code = 0;
+  const program = newProgram("hostnic demo")
+    .description(
+      "hostnic end to end on a simulated QingCloud: the simulator with real namespaces, two " +
+        "node daemons, four pods plumbed by the real CNI plugin, traffic across nodes; prints " +
+        "PASS/FAIL per check and exits 0 only if all hold",
+    )
+    .option(
+      "--kubernetes",
+      "the same with a real control plane, two real nodes (containerd, kubelet, kube-proxy) " +
+        "and hostnic from its DaemonSet (needs the Kubernetes build, docs/testing.md)",
+    )
+    .action(async (o: { kubernetes?: boolean }) => {
+      code = o.kubernetes ? await (await import("./demo_k8s.ts")).main([]) : await demo();
+    });
+  return { program, code: () => code };
+}
+
 export async function main(args: string[]): Promise<number> {
-  if (args.includes("--kubernetes")) return await (await import("./demo_k8s.ts")).main(args);
+  const m = program();
+  // No arguments runs the demo (what `deno task demo` does).
+  return await runProgram(m.program, args, m.code, { bareRuns: true });
+}
+
+async function demo(): Promise<number> {
   const checks: { name: string; ok: boolean; detail: string }[] = [];
   const check = (name: string, ok: boolean, detail = "") => {
     checks.push({ name, ok, detail });

@@ -30,7 +30,7 @@ function say(text: string) {
   Deno.stdout.writeSync(enc.encode(text + "\n"));
 }
 
-function program(name: string): Command {
+function baseProgram(name: string): Command {
   return newProgram(name)
     .option("--root <dir>", "install under this directory (the host's / mounted elsewhere)", "/")
     .option("--bin-dir <dir>", "CNI plugin directory", INSTALL_DEFAULTS.binDir)
@@ -81,16 +81,27 @@ interface InstallFlags {
   cniConfig?: string;
 }
 
-export async function main(args: string[]): Promise<number> {
-  const name = "hostnic install";
-  const cmd = program(name)
+/** `hostnic install` as a commander program (built, not run). */
+export function installProgram(): Command {
+  return baseProgram("hostnic install")
     .description("install the hostnic CNI plugin binary and network config on this node")
     .option(
       "--source <path>",
       'binary to install (default: this executable; under "deno run", a shim for this checkout)',
     )
     .option("--cni-config <file>", "network config to install (the hostnic-cni ConfigMap key)");
-  const flags = parse<InstallFlags>(cmd, args);
+}
+
+/** `hostnic uninstall` as a commander program (built, not run). */
+export function uninstallProgram(): Command {
+  return baseProgram("hostnic uninstall").description(
+    "remove the hostnic network config, then the plugin binary, from this node",
+  );
+}
+
+export async function main(args: string[]): Promise<number> {
+  const name = "hostnic install";
+  const flags = parse<InstallFlags>(installProgram(), args);
   if (typeof flags === "number") return flags;
   return await guarded(name, async () => {
     let source: InstallOptions["source"] | undefined = flags.source ?? defaultSource();
@@ -139,10 +150,7 @@ export async function main(args: string[]): Promise<number> {
 
 export async function uninstallMain(args: string[]): Promise<number> {
   const name = "hostnic uninstall";
-  const cmd = program(name).description(
-    "remove the hostnic network config, then the plugin binary, from this node",
-  );
-  const flags = parse<InstallFlags>(cmd, args);
+  const flags = parse<InstallFlags>(uninstallProgram(), args);
   if (typeof flags === "number") return flags;
   return await guarded(name, async () => {
     const r = await uninstall(flags);

@@ -11,7 +11,7 @@
  * Exit codes: 0 ok, 1 failure (bad scenario, cannot serve), 2 usage.
  */
 import { Option } from "commander";
-import { newProgram, runProgram, stopSignal } from "../lib/cli.ts";
+import { type ModeProgram, newProgram, runProgram, stopSignal } from "../lib/cli.ts";
 import { stringify as toYaml } from "yaml";
 import { errorMessage, HostnicError } from "../lib/errors.ts";
 import { CommandRunner } from "../lib/linux/exec.ts";
@@ -22,7 +22,7 @@ import {
   parseScenario,
   type Scenario,
   startSim,
-} from "../lib/iaas/sim/mod.ts";
+} from "../lib/sim/mod.ts";
 
 const enc = new TextEncoder();
 
@@ -114,7 +114,8 @@ async function down(o: { scenario: string; socket?: string }): Promise<number> {
   return 0;
 }
 
-export async function main(args: string[]): Promise<number> {
+/** `hostnic sim …` as a commander program (built, not run). */
+export function program(): ModeProgram {
   let code = 0;
   const program = newProgram("hostnic sim")
     .description("QingCloud API simulator for tests, demos and users without a cloud");
@@ -140,6 +141,10 @@ export async function main(args: string[]): Promise<number> {
     .action(async (opts: { scenario: string; socket?: string }) => {
       code = await down(opts);
     });
+  return { program, code: () => code };
+}
 
-  return await runProgram(program, args, () => code);
+export async function main(args: string[]): Promise<number> {
+  const m = program();
+  return await runProgram(m.program, args, m.code);
 }

@@ -9,6 +9,16 @@ import { errorMessage } from "./errors.ts";
 
 const enc = new TextEncoder();
 
+/**
+ * A mode's commander program, built without running anything, and the exit code its action set.
+ * Each commander mode exports one as `program()`, so its `main` and the `--help` walk
+ * (tests/cli/help_test.ts, through main.ts's mode table) see the same command tree.
+ */
+export interface ModeProgram {
+  program: Command;
+  code: () => number;
+}
+
 /** A commander program that throws instead of exiting and writes to stdout/stderr. */
 export function newProgram(name: string): Command {
   return new Command(name)
@@ -21,15 +31,17 @@ export function newProgram(name: string): Command {
 
 /**
  * Parses `args` and runs the chosen action; returns the exit code: the one `code()` reports after
- * the action, 0 for help, 2 for usage errors (and for no arguments, after printing help), 1 with
- * `<name>: <message>` on stderr when the action throws.
+ * the action, 0 for help, 2 for usage errors (and for no arguments, after printing help, unless
+ * `bareRuns`: then the program's own action runs), 1 with `<name>: <message>` on stderr when the
+ * action throws.
  */
 export async function runProgram(
   program: Command,
   args: string[],
   code: () => number,
+  o: { bareRuns?: boolean } = {},
 ): Promise<number> {
-  if (args.length === 0) {
+  if (args.length === 0 && !o.bareRuns) {
     program.outputHelp({ error: true });
     return 2;
   }

@@ -7,7 +7,7 @@
  * `Resources`, so an interrupted run can kill and remove them. Benchmarks still clean up after
  * themselves in `finally` blocks; the sweep is the safety net for SIGINT and for bugs.
  */
-import { deleteNamespaces } from "../../lib/iaas/sim/mod.ts";
+import { deleteNamespaces } from "../../lib/sim/mod.ts";
 import { inNetns, type Runner } from "../../lib/linux/exec.ts";
 import type { Figure } from "./figure.ts";
 

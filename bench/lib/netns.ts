@@ -4,7 +4,7 @@
  * scripts, not command sequences). Nothing here touches the root namespace except
  * `netns add`/`netns del` of the caller's own names.
  */
-import { deleteNamespaces } from "../../lib/iaas/sim/mod.ts";
+import { deleteNamespaces } from "../../lib/sim/mod.ts";
 import type { Runner } from "../../lib/linux/exec.ts";
 
 /** Creates the namespaces (one spawn), then brings `lo` up in each unless `lo: false`. */

@@ -9,7 +9,7 @@
  * namespace — the same timer and the same nsenter as the bridge baseline.
  */
 import { Cluster, type ClusterNode, type ClusterOptions } from "../../lib/testbed/cluster.ts";
-import type { PoolView } from "../../lib/daemon/api.ts";
+import type { PoolView } from "../../lib/rpc/api.ts";
 import { poolSchema } from "../../lib/config.ts";
 import { inNetns, netnsPath } from "../../lib/linux/exec.ts";
 import { type CniCallResult, cniEnv, hostnicPluginArgv, timeCniCall } from "../baseline_cni.ts";

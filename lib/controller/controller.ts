@@ -6,7 +6,7 @@
  * `/metrics` serves metrics.ts.
  */
 import { errorMessage } from "../errors.ts";
-import { startManageServer } from "../manage_server.ts";
+import { startManageServer } from "../observe/manage_server.ts";
 import type { Logger } from "../log.ts";
 import { type LeaderElector } from "./lease.ts";
 import type { Kicker } from "./watch.ts";

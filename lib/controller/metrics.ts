@@ -3,7 +3,7 @@
  * `--manageAddr` at `/metrics`: reconciles by result, VIPs allocated/released, IaaS calls, pool
  * utilization computed from the IPAMBlocks, leadership.
  */
-import { collectProcessMetrics, Counter, Gauge, Registry } from "../daemon/prom.ts";
+import { collectProcessMetrics, Counter, Gauge, Registry } from "../observe/prom.ts";
 import type { BlockStats } from "../ipam/mod.ts";
 import type { ReconcileObserver } from "./vpool.ts";
 

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { HttpIaasClient } from "../iaas/client.ts";
 import { iaasConfigFromObject } from "../iaas/config.ts";
-import { startSim } from "../iaas/sim/server.ts";
-import { testScenario } from "../iaas/sim/testing.ts";
+import { startSim } from "../sim/server.ts";
+import { testScenario } from "../sim/testing.ts";
 import {
   Ipam,
   MemoryBlockStore,

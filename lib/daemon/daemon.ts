@@ -9,7 +9,7 @@
  */
 import type { DaemonConfig } from "../config.ts";
 import { kubernetesMode } from "../config.ts";
-import { startManageServer } from "../manage_server.ts";
+import { startManageServer } from "../observe/manage_server.ts";
 import { ConfigError, errorMessage, HostnicError } from "../errors.ts";
 import { HttpIaasClient } from "../iaas/client.ts";
 import { loadIaasConfig } from "../iaas/config.ts";
@@ -32,8 +32,8 @@ import { RPC, RpcError } from "../rpc/protocol.ts";
 import { route, type RpcRoute, startRpcServer } from "../rpc/server.ts";
 import { openLevelStore } from "../store/mod.ts";
 import type { Store } from "../store/store.ts";
-import type { CniSettings, GcView, NicView, PodView, PoolView } from "./api.ts";
-import { LinuxPodDatapath, LinuxPoolLinks } from "./datapath.ts";
+import type { CniSettings, GcView, NicView, PodView, PoolView } from "../rpc/api.ts";
+import { LinuxPodDatapath, LinuxPoolLinks } from "./nic/datapath.ts";
 import { createMetrics, type DaemonMetrics } from "./metrics.ts";
 import {
   addSchema,
@@ -43,9 +43,9 @@ import {
   gcSchema,
   statusSchema,
 } from "./schemas.ts";
-import { Collector, describeAction } from "./gc.ts";
-import { CniService, ServiceError } from "./service.ts";
-import { sharedRpcError } from "./shared.ts";
+import { Collector, describeAction } from "./nic/gc.ts";
+import { CniService, ServiceError } from "./nic/service.ts";
+import { sharedRpcError } from "./shared/service.ts";
 import { checkInstanceAndVxnets, recoverState } from "./startup.ts";
 
 export interface DaemonOptions {
@@ -176,12 +176,16 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   try {
     // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube.ts.
     const kube = kubernetesMode(cfg.kubeconfig)
-      ? await (await import("./kube.ts")).startKubeBinding({ config: cfg, instanceId, logger })
+      ? await (await import("./kube/binding.ts")).startKubeBinding({
+        config: cfg,
+        instanceId,
+        logger,
+      })
       : undefined;
     if (kube) cleanups.push(() => kube.close());
     // Shared mode (v-pool ready and hostnic-ipam-config present), decided once at start.
     const sharedKube = kube &&
-      await (await import("./shared_kube.ts")).startSharedKube({
+      await (await import("./shared/kube.ts")).startSharedKube({
         kube: kube.kube,
         kubeconfig: cfg.kubeconfig,
         logger,
@@ -276,7 +280,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     // DELs journaled while the daemon was away, pods whose netns is gone, kernel state lost by
     // a reboot: all settled before the daemon says it is ready (recovery just asked the cloud).
     const shared = sharedOn &&
-      await (await import("./shared_daemon.ts")).startSharedMode({
+      await (await import("./shared/mod.ts")).startSharedMode({
         ...sharedOn,
         kube: kube!.kube,
         pool,

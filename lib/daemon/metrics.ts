@@ -3,7 +3,7 @@
  * prom.ts renders them as prom-client did). One registry per daemon (no global default
  * registry), so tests can run several daemons.
  */
-import { collectProcessMetrics, Counter, Gauge, Histogram, Registry } from "./prom.ts";
+import { collectProcessMetrics, Counter, Gauge, Histogram, Registry } from "../observe/prom.ts";
 
 export interface DaemonMetrics {
   registry: Registry;

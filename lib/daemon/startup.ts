@@ -25,7 +25,7 @@ import {
   ownerKey,
   withoutUndefined,
 } from "../nicpool/model.ts";
-import type { ServiceStore } from "./service.ts";
+import type { ServiceStore } from "./nic/service.ts";
 
 export class StartupError extends HostnicError {
   constructor(message: string, options?: ErrorOptions) {

@@ -4,7 +4,8 @@
  * rate-limit schedules are checked exactly without waiting them out.
  */
 import assert from "node:assert/strict";
-import { HttpIaasClient, type HttpIaasClientOptions, type IaasCallEvent } from "./client.ts";
+import { HttpIaasClient } from "./client.ts";
+import type { HttpIaasClientOptions, IaasCallEvent } from "./transport.ts";
 import type { IaasConfig } from "./config.ts";
 import {
   IaasError,

@@ -7,7 +7,7 @@
 import { nullLogger } from "../log.ts";
 import type { Logger } from "../log.ts";
 import { IaasJobError, IaasJobTimeoutError, isQuota, isRetryable } from "./errors.ts";
-import type { IaasClient } from "./mod.ts";
+import type { IaasClient } from "./api.ts";
 import { MAX_PAGE } from "./paginate.ts";
 import { abortableSleep } from "./rate_limit.ts";
 import type { Job } from "./types.ts";

@@ -4,7 +4,7 @@
  * requested until the offset reaches the latest `total_count` or a page comes back empty, and
  * items are de-duplicated by id.
  */
-import type { IaasClient } from "./mod.ts";
+import type { IaasClient } from "./api.ts";
 import type {
   DescribeInstancesRequest,
   DescribeJobsRequest,

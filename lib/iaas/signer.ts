@@ -1,6 +1,7 @@
 /**
- * QingCloud request signing (signature_version 1), shared by the client and the simulator's
- * server-side check. Parameters are sorted by key in byte order, keys and values are
+ * QingCloud request signing (signature_version 1) for the client. (The simulator checks
+ * signatures with its own code, lib/sim/signature.ts, so a bug here cannot hide behind a shared
+ * verifier.) Parameters are sorted by key in byte order, keys and values are
  * percent-encoded (RFC 3986 unreserved kept, uppercase hex, space as %20), joined into a
  * canonical query, and `METHOD\nPATH\nquery` is HMAC'd with the secret and base64-encoded.
  */

@@ -7,7 +7,7 @@
  * API reply and the next write is found again by name/tag at start-up instead of leaking.
  */
 
-import type { CniSettings } from "../daemon/api.ts";
+import type { CniSettings } from "../rpc/api.ts";
 
 export type NicState = "creating" | "attaching" | "free" | "inuse" | "detaching";
 

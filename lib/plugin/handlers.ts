@@ -11,7 +11,7 @@
  * Imported on the plugin path: no npm packages (start-up cost); lib/linux and the journal are
  * loaded only when DEL needs them.
  */
-import type { AddReply, AddRequest, CniSettings, StatusReply } from "../daemon/api.ts";
+import type { AddReply, AddRequest, CniSettings, StatusReply } from "../rpc/api.ts";
 import { errorMessage } from "../errors.ts";
 import type {
   AddRequest as CniAddRequest,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { AddReply } from "../daemon/api.ts";
+import type { AddReply } from "../rpc/api.ts";
 import { runCni } from "../cni/dispatch.ts";
 import type { RpcClient } from "../rpc/client.ts";
 import { daemonHandlers, netnsKindOf } from "./handlers.ts";

@@ -11,21 +11,30 @@
 import { stringify as toYaml } from "yaml";
 import { RpcClient } from "../rpc/client.ts";
 import { RPC } from "../rpc/protocol.ts";
-import type { PoolView } from "../daemon/api.ts";
+import type { PoolView } from "../rpc/api.ts";
 import { CommandRunner } from "../linux/exec.ts";
-import { deleteNamespaces, instanceNamespace, leftoverNamespaces } from "../iaas/sim/linux.ts";
+import { deleteNamespaces, instanceNamespace, leftoverNamespaces } from "../sim/linux.ts";
+import { ProcessLogs, secretLeaks } from "./logs.ts";
+import { type CniOutcome, MAIN, runAdmin, runCni, simReady, spawnSim } from "./processes.ts";
+import {
+  MASTER_INSTANCE,
+  MASTER_IP,
+  POD_VXNET,
+  TESTBED_SECRET,
+  testbedScenario,
+} from "./scenario.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+export type { CniOutcome } from "./processes.ts";
+export {
+  MASTER_INSTANCE,
+  MASTER_IP,
+  NODE_VXNET,
+  POD_GATEWAY,
+  POD_VXNET,
+  TESTBED_SECRET,
+} from "./scenario.ts";
+
 const runner = new CommandRunner();
-const dec = new TextDecoder();
-
-export const POD_VXNET = "vxnet-tbpods";
-export const NODE_VXNET = "vxnet-tbnodes";
-export const POD_GATEWAY = "172.30.8.1";
-export const MASTER_INSTANCE = "i-tbmaster";
-export const MASTER_IP = "172.30.1.5";
-/** The simulated cloud's secret key: tests check it never reaches a log or state file. */
-export const TESTBED_SECRET = "tb-secret-key-0001-do-not-log";
 
 export interface ClusterOptions {
   /** Number of nodes (instances), default 2. */
@@ -62,14 +71,6 @@ export interface ClusterOptions {
   onLog?: (who: string, line: string) => void;
 }
 
-export interface CniOutcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Parsed stdout when it is JSON. */
-  json?: Record<string, unknown>;
-}
-
 export interface Pod {
   name: string;
   /** Namespace name and path (`CNI_NETNS`). */
@@ -81,18 +82,6 @@ export interface Pod {
   /** Pod IP (without prefix) from the ADD result. */
   ip: string;
   result: Record<string, unknown>;
-}
-
-/** A finished process as tests read it: exit code, text, and stdout parsed when it is JSON. */
-function outcome(out: Deno.CommandOutput): CniOutcome {
-  const stdout = dec.decode(out.stdout);
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = stdout.trim() ? JSON.parse(stdout) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { code: out.code, stdout, stderr: dec.decode(out.stderr), json };
 }
 
 export class ClusterNode {
@@ -255,28 +244,7 @@ export class ClusterNode {
       conf?: Record<string, unknown>;
     },
   ): Promise<CniOutcome> {
-    const env: Record<string, string> = {
-      CNI_COMMAND: command,
-      CNI_PATH: "/opt/cni/bin",
-      NO_COLOR: "1",
-      RUST_BACKTRACE: "0",
-    };
-    if (o.containerId) env.CNI_CONTAINERID = o.containerId;
-    if (o.netns !== undefined) env.CNI_NETNS = o.netns;
-    env.CNI_IFNAME = o.ifName ?? "eth0";
-    if (o.args) env.CNI_ARGS = o.args;
-    const child = new Deno.Command("nsenter", {
-      args: [`--net=/run/netns/${this.netns}`, Deno.execPath(), "run", "-A", "--quiet", MAIN],
-      env,
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(JSON.stringify(o.conf ?? this.netConf())));
-    await w.close();
-    return outcome(await child.output());
+    return await runCni(command, { ...o, nodeNetns: this.netns, conf: o.conf ?? this.netConf() });
   }
 
   /** Creates a pod namespace and ADDs it; throws with the plugin's answer when ADD fails. */
@@ -330,13 +298,7 @@ export class ClusterNode {
 
   /** `hostnic admin …` against this node's daemon. */
   async admin(args: string[]): Promise<CniOutcome> {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", MAIN, "admin", "--socket", this.socket, ...args],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    return outcome(out);
+    return await runAdmin(this.socket, args);
   }
 }
 
@@ -350,13 +312,14 @@ export class Cluster implements AsyncDisposable {
   readonly master?: { id: string; ip: string; netns: string };
   simUrl = "";
   sim?: Deno.ChildProcess;
-  readonly #logText = new Map<string, string>();
+  readonly #logs: ProcessLogs;
   readonly #drains: Promise<void>[] = [];
 
   private constructor(options: ClusterOptions, dir: string) {
     this.options = options;
     this.prefix = options.prefix ?? `tb${crypto.randomUUID().replace(/-/g, "").slice(0, 5)}`;
     this.dir = dir;
+    this.#logs = new ProcessLogs(dir, options.onLog);
     if (options.master) {
       this.master = {
         id: MASTER_INSTANCE,
@@ -395,52 +358,13 @@ export class Cluster implements AsyncDisposable {
   }
 
   async #startSim(): Promise<void> {
-    const n = this.options.nodes ?? 2;
-    const scenario = {
-      zone: "tb1",
-      seed: 11,
-      credentials: [{
-        qy_access_key_id: "TBACCESSKEY0001",
-        qy_secret_access_key: TESTBED_SECRET,
-      }],
-      vpc_routers: [{ id: "rtr-tb0001", cidr: "172.30.0.0/16" }],
-      vxnets: [
-        {
-          id: NODE_VXNET,
-          vpc_router_id: "rtr-tb0001",
-          cidr: "172.30.1.0/24",
-          manager_ip: "172.30.1.1",
-          dyn_ip_start: "172.30.1.100",
-          dyn_ip_end: "172.30.1.250",
-        },
-        {
-          id: POD_VXNET,
-          vpc_router_id: "rtr-tb0001",
-          cidr: "172.30.8.0/22",
-          manager_ip: POD_GATEWAY,
-          dyn_ip_start: "172.30.8.10",
-          dyn_ip_end: "172.30.11.250",
-        },
-        {
-          id: "vxnet-tbother",
-          vpc_router_id: "rtr-tb0001",
-          cidr: "172.30.16.0/24",
-          manager_ip: "172.30.16.1",
-          dyn_ip_start: "172.30.16.10",
-          dyn_ip_end: "172.30.16.250",
-        },
-      ],
-      instances: [
-        ...(this.master ? [{ id: MASTER_INSTANCE, vxnet: NODE_VXNET, private_ip: MASTER_IP }] : []),
-        ...Array.from({ length: n }, (_, i) => ({
-          id: `i-tbnode${i + 1}`,
-          vxnet: NODE_VXNET,
-          private_ip: `172.30.1.${10 + i}`,
-        })),
-      ],
-      knobs: { jobLatencyMs: this.options.jobLatencyMs ?? 200, ...(this.options.knobs ?? {}) },
-      linux: { prefix: this.prefix },
-    };
+    const scenario = testbedScenario({
+      nodes: this.options.nodes ?? 2,
+      master: this.master !== undefined,
+      prefix: this.prefix,
+      jobLatencyMs: this.options.jobLatencyMs,
+      knobs: this.options.knobs,
+    });
     await Deno.writeTextFile(this.scenarioFile, toYaml(scenario));
     await Deno.writeTextFile(
       this.configFile,
@@ -453,77 +377,23 @@ export class Cluster implements AsyncDisposable {
         2,
       ),
     );
-    this.sim = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        MAIN,
-        "sim",
-        "serve",
-        "--linux",
-        "--scenario",
-        this.scenarioFile,
-        "--socket",
-        `${this.dir}/sim.sock`,
-        "--write-client-config",
-        this.clientConfigFile,
-        "--log-level",
-        "warn",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    }).spawn();
+    this.sim = spawnSim({
+      scenarioFile: this.scenarioFile,
+      socket: `${this.dir}/sim.sock`,
+      clientConfigFile: this.clientConfigFile,
+    });
     this.#drains.push(this.drain("sim-err", this.sim.stderr));
-    const lines = this.sim.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    const deadline = Date.now() + 60_000;
-    while (!buf.includes("\n")) {
-      const timer = new Promise<"timeout">((r) =>
-        setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now()))
-      );
-      const next = await Promise.race([lines.read(), timer]);
-      if (next === "timeout" || next.done) {
-        throw new Error(`simulator did not start: ${buf} ${this.logTail("sim-err")}`);
-      }
-      buf += next.value;
-    }
-    const m = /^ready (\S+)/m.exec(buf);
-    if (!m) throw new Error(`simulator said "${buf.trim()}" instead of ready`);
-    this.simUrl = m[1];
-    this.#drains.push((async () => {
-      for (;;) {
-        const r = await lines.read();
-        if (r.done) return;
-      }
-    })());
+    this.simUrl = await simReady(this.sim, { logs: this.#logs, drains: this.#drains });
   }
 
   /** Collects a process's stream into memory (tail for error messages) and a log file. */
   drain(name: string, stream: ReadableStream<Uint8Array>): Promise<void> {
-    const onLog = this.options.onLog;
-    return (async () => {
-      const file = await Deno.open(`${this.dir}/${name}.log`, {
-        create: true,
-        append: true,
-      });
-      try {
-        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-          await file.write(new TextEncoder().encode(chunk));
-          const text = (this.#logText.get(name) ?? "") + chunk;
-          this.#logText.set(name, text.slice(-8000));
-          if (onLog) { for (const l of chunk.split("\n").filter(Boolean)) onLog(name, l); }
-        }
-      } finally {
-        file.close();
-      }
-    })().catch(() => {});
+    return this.#logs.drain(name, stream);
   }
 
+  /** The last 2000 characters process `name` printed. */
   logTail(name: string): string {
-    return (this.#logText.get(name) ?? "").slice(-2000);
+    return this.#logs.tail(name);
   }
 
   /** The simulator's control API (`/_sim/...`). */
@@ -568,25 +438,11 @@ export class Cluster implements AsyncDisposable {
    * contain the simulated cloud's secret key. Only the credentials file and the simulator's
    * scenario may hold it. `close()` runs this for every cluster and fails if anything leaked.
    */
-  async secretLeaks(): Promise<{ scanned: string[]; leaks: string[] }> {
-    const allowed = new Set([this.clientConfigFile, this.scenarioFile]);
-    const secret = new TextEncoder().encode(TESTBED_SECRET);
-    const scanned: string[] = [];
-    const leaks: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      for await (const e of Deno.readDir(dir)) {
-        const path = `${dir}/${e.name}`;
-        if (e.isDirectory) await walk(path);
-        else if (e.isFile && !allowed.has(path)) {
-          scanned.push(path);
-          if (containsBytes(await Deno.readFile(path), secret)) leaks.push(path);
-        }
-      }
-    };
-    await walk(this.dir).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+  secretLeaks(): Promise<{ scanned: string[]; leaks: string[] }> {
+    return secretLeaks(this.dir, {
+      secret: TESTBED_SECRET,
+      allowed: new Set([this.clientConfigFile, this.scenarioFile]),
     });
-    return { scanned, leaks };
   }
 
   async close(): Promise<void> {
@@ -625,12 +481,4 @@ export interface SimNic {
   vxnetId: string;
   privateIp: string | null;
   role: 0 | 1;
-}
-
-function containsBytes(hay: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
 }

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import type { NicView } from "../../lib/daemon/api.ts";
+import type { NicView } from "../../lib/rpc/api.ts";
 import { CommandRunner, netnsPath } from "../../lib/linux/exec.ts";
 import { Cluster, type ClusterNode } from "../../lib/testbed/cluster.ts";
 import {

@@ -14,7 +14,7 @@
  * concurrent operations and the kill moments still vary with timing).
  */
 import assert from "node:assert/strict";
-import { createRng } from "../../lib/iaas/sim/prng.ts";
+import { createRng } from "../../lib/sim/prng.ts";
 import { Cluster, type Pod } from "../../lib/testbed/cluster.ts";
 import {
   accountNics,

@@ -4,7 +4,7 @@
  * release and the NIC is back in the pool within one sync period.
  */
 import assert from "node:assert/strict";
-import type { NicView } from "../../lib/daemon/api.ts";
+import type { NicView } from "../../lib/rpc/api.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
 import { Cluster } from "../../lib/testbed/cluster.ts";
 

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { CommandRunner } from "../../lib/linux/exec.ts";
-import type { NicView, PodView, PoolView } from "../../lib/daemon/api.ts";
-import { vpcLinkName } from "../../lib/iaas/sim/linux.ts";
+import type { NicView, PodView, PoolView } from "../../lib/rpc/api.ts";
+import { vpcLinkName } from "../../lib/sim/linux.ts";
 import { Cluster, type Pod, POD_GATEWAY } from "../../lib/testbed/cluster.ts";
 
 const runner = new CommandRunner();

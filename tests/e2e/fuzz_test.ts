@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { CNI_CODES } from "../../lib/cni/errors.ts";
 import { SUPPORTED_VERSIONS } from "../../lib/cni/version.ts";
-import type { NicView, PodView, PoolView } from "../../lib/daemon/api.ts";
+import type { NicView, PodView, PoolView } from "../../lib/rpc/api.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
 import { Cluster, type ClusterNode, type Pod } from "../../lib/testbed/cluster.ts";
 import {

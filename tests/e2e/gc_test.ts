@@ -5,7 +5,7 @@
  * cooldown, also across a daemon restart.
  */
 import assert from "node:assert/strict";
-import type { GcView, NicView, PodView, PoolView } from "../../lib/daemon/api.ts";
+import type { GcView, NicView, PodView, PoolView } from "../../lib/rpc/api.ts";
 import { HttpIaasClient } from "../../lib/iaas/client.ts";
 import { loadIaasConfig } from "../../lib/iaas/config.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";

@@ -14,7 +14,7 @@
  * a ConfigMap change needs a restart.
  */
 import assert from "node:assert/strict";
-import type { NicView, PoolView } from "../../lib/daemon/api.ts";
+import type { NicView, PoolView } from "../../lib/rpc/api.ts";
 import {
   ANNOTATION_IP,
   ANNOTATION_TYPE,

@@ -6,7 +6,7 @@
  * IPAMBlocks, no daemon keeps a record, and `ipam check` finds nothing more.
  */
 import assert from "node:assert/strict";
-import type { GcView, PodView } from "../../lib/daemon/api.ts";
+import type { GcView, PodView } from "../../lib/rpc/api.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
 import { Cluster, type ClusterNode } from "../../lib/testbed/cluster.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";

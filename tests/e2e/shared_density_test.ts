@@ -5,7 +5,7 @@
  * taken. `SHARED_DENSITY_PODS` overrides the count (CI on a slow machine).
  */
 import assert from "node:assert/strict";
-import type { NicView } from "../../lib/daemon/api.ts";
+import type { NicView } from "../../lib/rpc/api.ts";
 import { Cluster, type Pod, POD_GATEWAY } from "../../lib/testbed/cluster.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
 import { blockHolders, createPods, startSharedBed } from "../helpers/shared_bed.ts";

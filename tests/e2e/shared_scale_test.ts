@@ -7,7 +7,7 @@
  * the blocks empty. Prints the wall time and per-node conflict counts.
  */
 import assert from "node:assert/strict";
-import type { PodView } from "../../lib/daemon/api.ts";
+import type { PodView } from "../../lib/rpc/api.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
 import { Cluster, type ClusterNode, type Pod } from "../../lib/testbed/cluster.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";

@@ -9,7 +9,7 @@
  * a pod gone from Kubernetes and of a deleted Node; `admin ipam ls` and `ipam check`.
  */
 import assert from "node:assert/strict";
-import type { NicView } from "../../lib/daemon/api.ts";
+import type { NicView } from "../../lib/rpc/api.ts";
 import { ANNOTATION_IP } from "../../lib/k8s/annotations.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
 import { Cluster, type ClusterNode, type Pod, POD_GATEWAY } from "../../lib/testbed/cluster.ts";

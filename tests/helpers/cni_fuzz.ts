@@ -13,6 +13,7 @@
  *
  * Pure and seeded: the same seed and context give the same cases.
  */
+import { MAX_CONFIG_BYTES } from "../../lib/cni/config.ts";
 
 export type Verb = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC";
 const VERBS: readonly Verb[] = ["ADD", "DEL", "CHECK", "STATUS", "GC"];
@@ -231,6 +232,9 @@ function cniArgs(kind: string, extras: string[], verbs: readonly Verb[]): Mutati
 const BAD_IPV4 = ["300.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.-4", "a.b.c.d", "", " "];
 const BAD_CIDR = ["10.0.0.1", "10.0.0.1/33", "300.0.0.1/24", "10.0.0.1/", "/24", "fe80::1/129"];
 
+/** The plugin reads at most this much stdin (code 7 past it). */
+const STDIN_CAP = MAX_CONFIG_BYTES;
+
 export const MUTATIONS: readonly Mutation[] = [
   // -- stdin that is not a JSON object: 6 --
   {
@@ -320,9 +324,7 @@ export const MUTATIONS: readonly Mutation[] = [
         // An unescaped control character inside a string.
         d.raw = enc.encode(`${s.slice(0, at)}\u0001${s.slice(at)}`);
       }
-      // A config grown by an earlier mutation may pass the plugin's cap once encoded (UTF-16
-      // doubles it): then the size is what the plugin judges first.
-      return [d.raw.length > 1024 * 1024 ? 7 : 6];
+      return [6];
     },
   },
   {
@@ -343,7 +345,7 @@ export const MUTATIONS: readonly Mutation[] = [
     kind: "huge.stdin",
     verbs: VERBS,
     apply(d, r) {
-      const size = r.int(1024 * 1024 + 1, 3 * 1024 * 1024);
+      const size = r.int(STDIN_CAP + 1, 3 * STDIN_CAP);
       if (r.chance(0.5)) {
         d.conf.fuzzPad = "x".repeat(size);
         d.raw = enc.encode(json(d));
@@ -836,7 +838,11 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
     const d = baseDraft(verb, id, ctx, r);
     addNoise(d, r, id);
     const codes = m.apply(d, r, ctx, id);
-    cases.push({ id, verb, kind: m.kind, env: d.env, stdin: encode(d, r), codes });
+    const stdin = encode(d, r);
+    // Noise can grow a config, and a mutation can then double it (UTF-16, `${s}${s}`): past the
+    // plugin's cap the size is what the plugin judges first, whatever the mutation meant.
+    const tooLarge = stdin !== null && stdin.length > STDIN_CAP;
+    cases.push({ id, verb, kind: m.kind, env: d.env, stdin, codes: tooLarge ? [7] : codes });
   }
   return cases;
 }

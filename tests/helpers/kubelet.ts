@@ -5,7 +5,7 @@
  * cluster (pooled in a daemon, attached to a live pod, or a leftover).
  */
 import assert from "node:assert/strict";
-import type { NicView, PodView, PoolView } from "../../lib/daemon/api.ts";
+import type { NicView, PodView, PoolView } from "../../lib/rpc/api.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
 import type { Cluster, ClusterNode, CniOutcome, Pod, SimNic } from "../../lib/testbed/cluster.ts";
 import { waitFor } from "./wait.ts";

@@ -1,5 +1,5 @@
 /**
- * Round trip: HttpIaasClient against the real simulator (lib/iaas/sim) over loopback HTTP and
+ * Round trip: HttpIaasClient against the real simulator (lib/sim) over loopback HTTP and
  * over a unix socket. Every action the client offers is exercised end to end, plus the
  * simulator's invariants as the client sees them (typed ret codes), injected faults and
  * throttling (the simulator's counters prove how many calls the client made), and
@@ -25,7 +25,7 @@ import {
   waitJob,
   waitJobs,
 } from "../../lib/iaas/mod.ts";
-import { parseScenario, type SimServer, startSim } from "../../lib/iaas/sim/mod.ts";
+import { parseScenario, type SimServer, startSim } from "../../lib/sim/mod.ts";
 import { z } from "zod";
 
 /** A minimal schema for calls made through `request` (no typed method). */

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { CommandRunner } from "../../lib/linux/mod.ts";
-import { LinuxPodDatapath } from "../../lib/daemon/datapath.ts";
-import type { DatapathPod } from "../../lib/daemon/service.ts";
+import { LinuxPodDatapath } from "../../lib/daemon/nic/datapath.ts";
+import type { DatapathPod } from "../../lib/daemon/nic/service.ts";
 import { NetnsLab } from "../helpers/netns.ts";
 import { type Nic, VpcLab } from "../helpers/vpc.ts";
 

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { stringify as toYaml } from "yaml";
 import { CommandRunner } from "../../lib/linux/exec.ts";
-import { deleteNamespaces, leftoverNamespaces } from "../../lib/iaas/sim/mod.ts";
-import { signedRequest, testScenarioObject } from "../../lib/iaas/sim/testing.ts";
+import { deleteNamespaces, leftoverNamespaces } from "../../lib/sim/mod.ts";
+import { signedRequest, testScenarioObject } from "../../lib/sim/testing.ts";
 
 const runner = new CommandRunner();
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { CommandRunner, ExecError } from "../../lib/linux/exec.ts";
-import { startSim } from "../../lib/iaas/sim/mod.ts";
-import { vpcLinkName } from "../../lib/iaas/sim/linux.ts";
-import { callApi, testScenario } from "../../lib/iaas/sim/testing.ts";
+import { startSim } from "../../lib/sim/mod.ts";
+import { vpcLinkName } from "../../lib/sim/linux.ts";
+import { callApi, testScenario } from "../../lib/sim/testing.ts";
 
 const runner = new CommandRunner();
 

@@ -1,0 +1,71 @@
+/**
+ * Shared mode's request rules: the fixed IP a pod asks for (hostnic's annotation or Calico's
+ * `ipAddrs`), and shared-mode failures as the socket protocol's reasons.
+ */
+import { HostnicError } from "../../errors.ts";
+import { parseIp } from "../../ipam/mod.ts";
+import { RpcError } from "../../rpc/protocol.ts";
+
+/** Calico's fixed-IP annotation (a JSON list of addresses), honoured like hostnic's own. */
+export const CALICO_IP_ADDRS = "cni.projectcalico.org/ipAddrs";
+export const CALICO_POD_IP = "cni.projectcalico.org/podIP";
+export const CALICO_POD_IPS = "cni.projectcalico.org/podIPs";
+
+/** A fixed IP asked for in a way shared mode cannot honour. */
+export class SharedRequestError extends HostnicError {
+  constructor(message: string) {
+    super("SHARED_BAD_REQUEST", message);
+  }
+}
+
+/** The fixed IP of a pod: hostnic's annotation (already in `req.ip`) or Calico's `ipAddrs`. */
+export function fixedIpOf(
+  reqIp: string | undefined,
+  annotations: Record<string, string> | undefined,
+): string | undefined {
+  if (reqIp !== undefined) return reqIp;
+  const raw = annotations?.[CALICO_IP_ADDRS];
+  if (raw === undefined) return undefined;
+  let list: unknown;
+  try {
+    list = JSON.parse(raw);
+  } catch {
+    throw new SharedRequestError(
+      `Invalid annotation "${CALICO_IP_ADDRS}": ${JSON.stringify(raw)} is not a JSON list`,
+    );
+  }
+  if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) {
+    throw new SharedRequestError(
+      `Invalid annotation "${CALICO_IP_ADDRS}": ${JSON.stringify(raw)} must be a list of addresses`,
+    );
+  }
+  const v4 = (list as string[]).filter((x) => parseIp(x) !== undefined);
+  if (v4.length !== 1 || v4.length !== list.length) {
+    throw new SharedRequestError(
+      `Invalid annotation "${CALICO_IP_ADDRS}": ${
+        JSON.stringify(raw)
+      } must hold exactly one IPv4 address (hostnic is IPv4-only)`,
+    );
+  }
+  return v4[0];
+}
+
+/** Shared-mode failures as the socket protocol's reasons; undefined for anything else. */
+export function sharedRpcError(err: unknown): RpcError | undefined {
+  if (!(err instanceof HostnicError)) return undefined;
+  switch (err.code) {
+    case "IPAM_IP_IN_USE":
+    case "IPAM_IP_RESERVED":
+    case "IPAM_IP_OUTSIDE_POOLS":
+      return new RpcError("CONFLICT", err.message, { cniCode: 101 });
+    case "IPAM_BAD_REQUEST":
+    case "SHARED_BAD_REQUEST":
+      return new RpcError("BAD_REQUEST", err.message, { cniCode: 103 });
+    case "IPAM_EXHAUSTED":
+    case "IPAM_NAMESPACE_UNMAPPED":
+      return new RpcError("POOL_EMPTY", err.message, { cniCode: 11, retryable: true });
+    case "IPAM_RETRIES_EXHAUSTED":
+      return new RpcError("POOL_TIMEOUT", err.message, { cniCode: 11, retryable: true });
+  }
+  return undefined;
+}

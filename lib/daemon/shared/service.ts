@@ -1,0 +1,568 @@
+/**
+ * Shared mode in the daemon (issue 15): pods take addresses from block IPAM (lib/ipam) and share
+ * one cloud NIC per vxnet on the node. The first pod of a vxnet gets the node a NIC in it (created
+ * through the pool with `disable_ip`: its own IaaS address is never used) with its route table,
+ * rule 1536 and proxy ARP (lib/linux/shared_mode.ts); later pods get only a veth and an address.
+ *
+ * Invariants:
+ * - The handle of an allocation is `<containerId>.<ifName>`. A record naming it is written to the
+ *   store (state `allocating`) before IPAM is asked, and the allocation's address and sequence
+ *   number are written before the datapath is set up and before ADD answers: a crash anywhere
+ *   leaves a record GC can settle (shared_gc.ts), never an address nobody knows about.
+ * - DEL tears the datapath down, then releases by handle with the stored sequence (a release of
+ *   an address re-allocated since frees nothing), then deletes the record. Idempotent.
+ * - Operations on one handle are serialised; NIC work on one vxnet is serialised.
+ * - A shared NIC is kept while any record names it; one without pods for `freePeriodMs` is torn
+ *   down and given back to the pool (a dedicated NIC: detached and deleted).
+ */
+import { errorMessage, HostnicError } from "../../errors.ts";
+import {
+  type Allocation,
+  type Ipam,
+  IpamRequestError,
+  type IpamTarget,
+  type PoolStore,
+  resolveNamespace,
+} from "../../ipam/mod.ts";
+import type { IpamConfig } from "../../ipam/mod.ts";
+import {
+  checkPod,
+  type LinuxDeps,
+  podResult,
+  setupPod,
+  setupSharedNic,
+  teardownPod,
+  teardownSharedNic,
+} from "../../linux/mod.ts";
+import type { Logger } from "../../log.ts";
+import type { NicRecord } from "../../nicpool/model.ts";
+import { withoutUndefined } from "../../nicpool/model.ts";
+import type { NicPool } from "../../nicpool/pool.ts";
+import type {
+  AddReply,
+  AddRequest,
+  CheckRequest,
+  CniSettings,
+  DelRequest,
+  PodView,
+} from "../../rpc/api.ts";
+import type { ServiceStore } from "../nic/service.ts";
+import { ServiceError } from "../nic/service.ts";
+
+export {
+  CALICO_IP_ADDRS,
+  CALICO_POD_IP,
+  CALICO_POD_IPS,
+  fixedIpOf,
+  SharedRequestError,
+  sharedRpcError,
+} from "./request.ts";
+import { fixedIpOf, SharedRequestError } from "./request.ts";
+
+/** Pool owner of the shared NIC of a vxnet. */
+export const SHARED_OWNER_PREFIX = "shared/";
+const RECORD_PREFIX = "shared/";
+
+export type SharedState = "allocating" | "ready";
+
+/** One shared-mode pod attachment as persisted (`shared/<containerId>/<ifName>`). */
+export interface SharedRecord {
+  containerId: string;
+  ifName: string;
+  netns: string;
+  podNamespace: string;
+  podName: string;
+  handle: string;
+  state: SharedState;
+  ip?: string;
+  sequence?: number;
+  block?: string;
+  vxnet?: string;
+  cidr?: string;
+  gateway?: string;
+  nicId?: string;
+  table?: number;
+  hostVeth?: string;
+  settings?: CniSettings;
+  createdAt: number;
+}
+
+export const sharedKey = (containerId: string, ifName: string): string =>
+  `${RECORD_PREFIX}${containerId}/${ifName}`;
+export const handleOf = (containerId: string, ifName: string): string => `${containerId}.${ifName}`;
+
+/** What shared mode needs from Kubernetes (a slice of `Kube`, plus the Calico annotation). */
+export interface SharedKube {
+  /** `hostnic-ipam-config`, parsed; read on every ADD so namespace mappings apply at once. */
+  ipamConfig(): Promise<IpamConfig>;
+  /** A pod's annotations; undefined when the pod is gone. */
+  podAnnotations(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** Writes Calico's podIP/podIPs (server.networkPolicy: calico); undefined = not wanted. */
+  annotateCalico?: (namespace: string, name: string, ip: string) => Promise<void>;
+}
+
+export interface SharedDeps {
+  pool: NicPool;
+  store: ServiceStore;
+  linux: LinuxDeps;
+  ipam: Ipam;
+  pools: PoolStore;
+  kube: SharedKube;
+  logger: Logger;
+  nodeName: string;
+  settings: CniSettings;
+  now?: () => number;
+  /** Namespace of the node; undefined = this process's (production). */
+  nodeNetns?: string;
+}
+
+export interface SharedOptions {
+  /** A shared NIC without pods this long is given back (`pool.freePeriod`). */
+  freePeriodMs: number;
+}
+
+export class SharedService {
+  readonly #d: SharedDeps;
+  readonly #o: SharedOptions;
+  readonly #records = new Map<string, SharedRecord>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+  /** Shared NICs whose node plumbing was set up by this process. */
+  readonly #nicReady = new Set<string>();
+  /** NIC id → since when it has had no pod. */
+  readonly #idleSince = new Map<string, number>();
+  /** IPPool name → cidr/gateway (an IPPool's CIDR is immutable). */
+  readonly #vxnets = new Map<string, { cidr: string; gateway: string }>();
+  #ready = false;
+
+  constructor(deps: SharedDeps, opts: SharedOptions) {
+    this.#d = deps;
+    this.#o = opts;
+  }
+
+  /** Loads the records of the store (start-up). */
+  async load(): Promise<SharedRecord[]> {
+    const rows = await this.#d.store.list<SharedRecord>(RECORD_PREFIX);
+    for (const r of rows) this.#records.set(r.key, r.value);
+    return rows.map((r) => r.value);
+  }
+
+  setReady(ready: boolean): void {
+    this.#ready = ready;
+  }
+
+  records(): SharedRecord[] {
+    return [...this.#records.values()];
+  }
+
+  /** `admin pod ls` rows. */
+  views(): PodView[] {
+    return this.records().map((r) => ({
+      containerId: r.containerId,
+      ifName: r.ifName,
+      pod: `${r.podNamespace}/${r.podName}`,
+      netns: r.netns,
+      mode: "shared",
+      ip: r.ip ?? "",
+      nicId: r.nicId ?? "",
+      vxnet: r.vxnet ?? "",
+      table: r.table ?? 0,
+      createdAt: new Date(r.createdAt).toISOString(),
+      ...(r.block ? { block: r.block } : {}),
+      ...(r.sequence !== undefined ? { sequence: r.sequence } : {}),
+      state: r.state,
+    }));
+  }
+
+  has(containerId: string, ifName: string): boolean {
+    return this.#records.has(sharedKey(containerId, ifName));
+  }
+
+  /** Shared NICs of the pool (owner `shared/<vxnet>`). */
+  nics(): NicRecord[] {
+    return this.#d.pool.list().filter((n) => n.owner?.startsWith(SHARED_OWNER_PREFIX));
+  }
+
+  add(req: AddRequest): Promise<AddReply> {
+    return this.#serial(sharedKey(req.containerId, req.ifName), () => this.#add(req));
+  }
+
+  del(req: DelRequest): Promise<void> {
+    return this.#serial(sharedKey(req.containerId, req.ifName), () => this.#del(req));
+  }
+
+  /**
+   * Releases one record (GC): under the handle's lock, and only if the record still carries
+   * `sequence` (a re-ADD in between wins). True when it released.
+   */
+  release(containerId: string, ifName: string, sequence: number | undefined): Promise<boolean> {
+    const key = sharedKey(containerId, ifName);
+    return this.#serial(key, async () => {
+      const rec = this.#records.get(key);
+      if (!rec || rec.sequence !== sequence) return false;
+      await this.#del({ containerId, ifName, netns: rec.netns });
+      return true;
+    });
+  }
+
+  async check(req: CheckRequest): Promise<void> {
+    const rec = this.#records.get(sharedKey(req.containerId, req.ifName));
+    if (!rec || rec.state !== "ready") {
+      throw new ServiceError(
+        "UNKNOWN_CONTAINER",
+        `No hostnic allocation for container "${req.containerId}" interface "${req.ifName}"`,
+        { retryable: false },
+      );
+    }
+    const diffs = await this.diffs(rec);
+    if (diffs.length > 0) {
+      throw new ServiceError("CHECK_FAILED", diffs.join("; "), { retryable: false });
+    }
+  }
+
+  /** Kernel differences of a ready record (empty = healthy). */
+  diffs(rec: SharedRecord): Promise<string[]> {
+    return checkPod(this.#d.linux, this.#podSpec(rec), this.#node());
+  }
+
+  /** Sets a ready record's pod datapath up again (GC repair), under its lock. */
+  repair(containerId: string, ifName: string): Promise<boolean> {
+    const key = sharedKey(containerId, ifName);
+    return this.#serial(key, async () => {
+      const rec = this.#records.get(key);
+      if (!rec || rec.state !== "ready") return false;
+      if ((await this.diffs(rec)).length === 0) return false;
+      this.#nicReady.delete(rec.nicId!);
+      await this.#adoptNic(rec);
+      await setupPod(this.#d.linux, this.#podSpec(rec), this.#node());
+      return true;
+    });
+  }
+
+  /**
+   * Gives back shared NICs without pods for `freePeriodMs` (every sync pass). Returns the ids
+   * released.
+   */
+  async sweepNics(): Promise<string[]> {
+    const now = this.#now();
+    const out: string[] = [];
+    for (const nic of this.nics()) {
+      if (nic.state !== "inuse") continue;
+      const vxnet = nic.owner!.slice(SHARED_OWNER_PREFIX.length);
+      const used = this.records().some((r) => r.nicId === nic.id || r.vxnet === vxnet);
+      if (used) {
+        this.#idleSince.delete(nic.id);
+        continue;
+      }
+      const since = this.#idleSince.get(nic.id) ?? now;
+      this.#idleSince.set(nic.id, since);
+      if (now - since < this.#o.freePeriodMs) continue;
+      const freed = await this.#serial(`nic/${vxnet}`, async () => {
+        if (this.records().some((r) => r.vxnet === vxnet)) return false; // a pod came meanwhile
+        await teardownSharedNic(this.#d.linux, { table: nic.table }, this.#node());
+        this.#nicReady.delete(nic.id);
+        this.#idleSince.delete(nic.id);
+        await this.#d.pool.release(nic.id);
+        return true;
+      });
+      if (freed) {
+        out.push(nic.id);
+        this.#d.logger.info("shared NIC without pods given back", {
+          nic: nic.id,
+          vxnet,
+          idleMs: now - since,
+        });
+      }
+    }
+    return out;
+  }
+
+  // ---- internals ----
+
+  async #add(req: AddRequest): Promise<AddReply> {
+    if (!this.#ready) {
+      throw new ServiceError("NOT_READY", "The hostnic daemon is not ready yet (starting)", {
+        retryable: true,
+      });
+    }
+    const key = sharedKey(req.containerId, req.ifName);
+    const existing = this.#records.get(key);
+    if (existing?.state === "ready") {
+      await this.#adoptNic(existing);
+      await setupPod(this.#d.linux, this.#podSpec(existing), this.#node());
+      return this.#reply(existing);
+    }
+    if (!req.podNamespace || !req.podName) {
+      throw new SharedRequestError(
+        "Shared mode needs the pod's namespace and name (CNI_ARGS K8S_POD_NAMESPACE and " +
+          "K8S_POD_NAME): addresses come from the namespace's blocks",
+      );
+    }
+    if (req.vxnet !== undefined) {
+      throw new SharedRequestError(
+        `A vxnet annotation ("${req.vxnet}") is not honoured in shared mode: map the namespace ` +
+          "to blocks of that vxnet in hostnic-ipam-config, or use type: passthrough",
+      );
+    }
+    const annotations = await this.#d.kube.podAnnotations(req.podNamespace, req.podName);
+    const fixedIp = fixedIpOf(req.ip, annotations);
+    const target: IpamTarget = resolveNamespace(await this.#d.kube.ipamConfig(), req.podNamespace);
+    const rec: SharedRecord = existing ?? {
+      containerId: req.containerId,
+      ifName: req.ifName,
+      netns: req.netns,
+      podNamespace: req.podNamespace,
+      podName: req.podName,
+      handle: handleOf(req.containerId, req.ifName),
+      state: "allocating",
+      settings: req.settings,
+      createdAt: this.#now(),
+    };
+    rec.netns = req.netns;
+    rec.settings = req.settings;
+    await this.#put(rec);
+    let alloc: Allocation;
+    try {
+      alloc = await this.#d.ipam.allocate({
+        handle: rec.handle,
+        node: this.#d.nodeName,
+        namespace: req.podNamespace,
+        pod: req.podName,
+        ...target,
+        ...(fixedIp !== undefined ? { fixedIp } : {}),
+      });
+    } catch (err) {
+      // Nothing was allocated, or the handle holds it and a retry/GC finds it: the record stays
+      // only if IPAM may hold something (a lost reply), else it goes.
+      if (
+        err instanceof HostnicError && err.code.startsWith("IPAM_") &&
+        err.code !== "IPAM_RETRIES_EXHAUSTED"
+      ) {
+        await this.#drop(rec);
+      }
+      throw err;
+    }
+    try {
+      const vx = await this.#vxnetOf(alloc.pool);
+      Object.assign(rec, {
+        ip: alloc.ip,
+        sequence: alloc.sequence,
+        block: alloc.block,
+        vxnet: alloc.pool,
+        cidr: vx.cidr,
+        gateway: vx.gateway,
+      });
+      await this.#put(rec);
+      const nic = await this.#ensureNic(alloc.pool, rec);
+      rec.nicId = nic.id;
+      rec.table = nic.table;
+      rec.state = "ready";
+      await this.#put(rec);
+      const out = await setupPod(this.#d.linux, this.#podSpec(rec), this.#node());
+      rec.hostVeth = out.interfaces.find((i) => i.sandbox === undefined)?.name;
+      await this.#put(rec);
+    } catch (err) {
+      this.#d.logger.warn("shared ADD failed; undoing", {
+        containerId: req.containerId,
+        err: errorMessage(err),
+      });
+      await this.#undo(rec);
+      throw err;
+    }
+    if (this.#d.kube.annotateCalico) {
+      await this.#d.kube.annotateCalico(req.podNamespace, req.podName, rec.ip!).catch((err) =>
+        this.#d.logger.warn("could not write Calico's podIP annotations", {
+          pod: `${req.podNamespace}/${req.podName}`,
+          err: errorMessage(err),
+        })
+      );
+    }
+    this.#d.logger.info("pod networked (shared)", {
+      containerId: req.containerId,
+      pod: `${req.podNamespace}/${req.podName}`,
+      ip: rec.ip,
+      block: rec.block,
+      nic: rec.nicId,
+    });
+    return this.#reply(rec);
+  }
+
+  /** Undo of a failed ADD: datapath, address (by sequence), record. Keeps the record on failure. */
+  async #undo(rec: SharedRecord): Promise<void> {
+    if (rec.table !== undefined) {
+      await teardownPod(this.#d.linux, this.#teardownSpec(rec), this.#node()).catch((e) =>
+        this.#d.logger.error("undo of a failed ADD could not tear down", { err: errorMessage(e) })
+      );
+    }
+    try {
+      await this.#d.ipam.release(
+        rec.handle,
+        rec.sequence !== undefined ? { sequence: rec.sequence } : {},
+      );
+      await this.#drop(rec);
+    } catch (err) {
+      this.#d.logger.warn("undo could not release the address; GC will", {
+        handle: rec.handle,
+        err: errorMessage(err),
+      });
+    }
+  }
+
+  async #del(req: DelRequest): Promise<void> {
+    const key = sharedKey(req.containerId, req.ifName);
+    const rec = this.#records.get(key);
+    if (!rec) return;
+    if (rec.state === "ready" || rec.table !== undefined) {
+      await teardownPod(
+        this.#d.linux,
+        this.#teardownSpec({ ...rec, netns: req.netns || rec.netns }),
+        this.#node(),
+      );
+    }
+    await this.#d.ipam.release(
+      rec.handle,
+      rec.sequence !== undefined ? { sequence: rec.sequence } : {},
+    );
+    await this.#drop(rec);
+    this.#d.logger.info("pod released (shared)", {
+      containerId: req.containerId,
+      ip: rec.ip,
+      block: rec.block,
+    });
+  }
+
+  /**
+   * Points a ready record at the vxnet's current shared NIC (a NIC lost in a crash was replaced
+   * by another, with another table), persisting the change.
+   */
+  async #adoptNic(rec: SharedRecord): Promise<void> {
+    const nic = await this.#ensureNic(rec.vxnet!, rec);
+    if (nic.id === rec.nicId && nic.table === rec.table) return;
+    if (rec.table !== undefined && rec.table !== nic.table) {
+      // The pod's veth and proxy entry on the old NIC go first; setup makes them anew.
+      await teardownPod(this.#d.linux, this.#teardownSpec(rec), this.#node()).catch(() => {});
+    }
+    rec.nicId = nic.id;
+    rec.table = nic.table;
+    await this.#put(rec);
+  }
+
+  /** The node's shared NIC in `vxnet`, created and plumbed on first use. */
+  #ensureNic(vxnet: string, rec: SharedRecord): Promise<NicRecord> {
+    return this.#serial(`nic/${vxnet}`, async () => {
+      const owner = `${SHARED_OWNER_PREFIX}${vxnet}`;
+      let nic = this.#d.pool.list().find((n) => n.owner === owner && n.state === "inuse");
+      if (!nic) {
+        nic = await this.#d.pool.acquireDedicated(owner, { vxnet, disableIp: true });
+        this.#d.logger.info("shared NIC attached for a vxnet", { vxnet, nic: nic.id });
+      }
+      this.#idleSince.delete(nic.id);
+      if (!this.#nicReady.has(nic.id)) {
+        await setupSharedNic(this.#d.linux, {
+          nicMac: nic.id,
+          table: nic.table,
+          vxnet: { cidr: rec.cidr!, gateway: rec.gateway! },
+        }, this.#node());
+        this.#nicReady.add(nic.id);
+      }
+      return nic;
+    });
+  }
+
+  async #vxnetOf(pool: string): Promise<{ cidr: string; gateway: string }> {
+    const have = this.#vxnets.get(pool);
+    if (have) return have;
+    const p = await this.#d.pools.get(pool);
+    if (!p || !p.spec.gateway) {
+      throw new IpamRequestError("pool", `IPPool "${pool}" is missing or has no gateway`);
+    }
+    const vx = { cidr: p.spec.cidr, gateway: p.spec.gateway };
+    this.#vxnets.set(pool, vx);
+    return vx;
+  }
+
+  #podSpec(rec: SharedRecord) {
+    const s = rec.settings ?? this.#d.settings;
+    return {
+      mode: "shared" as const,
+      pod: {
+        containerId: rec.containerId,
+        k8sNamespace: rec.podNamespace,
+        podName: rec.podName,
+        ifName: rec.ifName,
+      },
+      ifName: rec.ifName,
+      netns: rec.netns,
+      ip: rec.ip!,
+      table: rec.table!,
+      vethPrefix: s.vethPrefix,
+      mtu: s.mtu,
+    };
+  }
+
+  #teardownSpec(rec: SharedRecord) {
+    return {
+      mode: "shared" as const,
+      pod: {
+        containerId: rec.containerId,
+        k8sNamespace: rec.podNamespace,
+        podName: rec.podName,
+        ifName: rec.ifName,
+      },
+      ifName: rec.ifName,
+      netns: rec.netns || undefined,
+      ip: rec.ip,
+      table: rec.table,
+      vethPrefix: (rec.settings ?? this.#d.settings).vethPrefix,
+    };
+  }
+
+  #reply(rec: SharedRecord): AddReply {
+    // The veth result of nic mode: /32 behind 169.254.1.1.
+    const out = podResult(this.#podSpec(rec));
+    return {
+      mode: "nic",
+      address: out.address,
+      gateway: out.gateway,
+      interfaces: out.interfaces,
+      interfaceIndex: out.interfaceIndex,
+      routes: [],
+      vxnet: rec.vxnet!,
+      vxnetCidr: rec.cidr!,
+      nicId: rec.nicId!,
+    };
+  }
+
+  async #put(rec: SharedRecord): Promise<void> {
+    await this.#d.store.batch([{
+      type: "put",
+      key: sharedKey(rec.containerId, rec.ifName),
+      value: withoutUndefined(rec),
+    }]);
+    this.#records.set(sharedKey(rec.containerId, rec.ifName), rec);
+  }
+
+  async #drop(rec: SharedRecord): Promise<void> {
+    await this.#d.store.batch([{ type: "del", key: sharedKey(rec.containerId, rec.ifName) }]);
+    this.#records.delete(sharedKey(rec.containerId, rec.ifName));
+  }
+
+  #node() {
+    return this.#d.nodeNetns ? { nodeNetns: this.#d.nodeNetns } : {};
+  }
+
+  #now(): number {
+    return (this.#d.now ?? Date.now)();
+  }
+
+  async #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const settled = run.then(() => {}, () => {});
+    this.#locks.set(key, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(key) === settled) this.#locks.delete(key);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { fixedIpOf } from "./service.ts";
+import { planSharedGc, type SharedGcFacts } from "./gc.ts";
+import { decideMode } from "./kube.ts";
+import type { SharedRecord } from "./service.ts";
+
+const rec = (o: Partial<SharedRecord> & { containerId: string }): SharedRecord => ({
+  ifName: "eth0",
+  netns: `/run/netns/${o.containerId}`,
+  podNamespace: "ns-a",
+  podName: o.containerId,
+  handle: `${o.containerId}.eth0`,
+  state: "ready",
+  ip: "172.30.8.5",
+  sequence: 3,
+  createdAt: 0,
+  ...o,
+});
+
+const facts = (o: Partial<SharedGcFacts>): SharedGcFacts => ({
+  now: 100_000,
+  nodeName: "node-1",
+  records: [],
+  diffs: new Map(),
+  firstSeen: new Map(),
+  ...o,
+});
+
+const GRACE = { graceMs: 10_000 };
+
+Deno.test("shared GC: netns gone releases at once; pod gone only after the grace period", () => {
+  const gone = rec({ containerId: "c1" });
+  const fresh = rec({ containerId: "c2", createdAt: 95_000 });
+  const old = rec({ containerId: "c3" });
+  const live = rec({ containerId: "c4" });
+  const acts = planSharedGc(
+    facts({
+      records: [gone, fresh, old, live],
+      diffs: new Map([["c1.eth0", ["pod: network namespace /run/netns/c1 is missing"]]]),
+      livePods: new Set(["ns-a/c4", "ns-a/c1"]),
+    }),
+    GRACE,
+  );
+  assert.deepEqual(acts.map((a) => [a.kind, "containerId" in a ? a.containerId : ""]), [
+    ["release-record", "c1"],
+    ["release-record", "c3"],
+  ]);
+  const c3 = acts[1];
+  assert.ok(c3.kind === "release-record" && c3.recheckPod && c3.sequence === 3);
+});
+
+Deno.test("shared GC: nothing is released by the pod rule while live pods are unknown", () => {
+  const acts = planSharedGc(facts({ records: [rec({ containerId: "c1" })] }), GRACE);
+  assert.deepEqual(acts, []);
+});
+
+Deno.test("shared GC: kernel differences repair a ready record", () => {
+  const acts = planSharedGc(
+    facts({
+      records: [rec({ containerId: "c1" })],
+      diffs: new Map([["c1.eth0", ["node: rule 1535 to 172.30.8.5 is missing"]]]),
+      livePods: new Set(["ns-a/c1"]),
+    }),
+    GRACE,
+  );
+  assert.deepEqual(acts.map((a) => a.kind), ["repair-record"]);
+});
+
+Deno.test("shared GC: orphaned addresses after grace; a deleted Node's at once by anyone", () => {
+  const addr = (handle: string, node: string) => ({
+    handle,
+    sequence: 7,
+    ip: "172.30.8.9",
+    block: "4100-172-30-8-0-26",
+    node,
+    namespace: "ns-a",
+    pod: "p",
+  });
+  const acts = planSharedGc(
+    facts({
+      records: [rec({ containerId: "mine" })],
+      addresses: [
+        addr("mine.eth0", "node-1"), // has a record
+        addr("orphan-new.eth0", "node-1"),
+        addr("orphan-old.eth0", "node-1"),
+        addr("other.eth0", "node-2"), // another live node's business
+        addr("dead.eth0", "node-9"),
+      ],
+      nodes: new Set(["node-1", "node-2"]),
+      firstSeen: new Map([["orphan-new.eth0", 99_000], ["orphan-old.eth0", 80_000]]),
+      livePods: new Set(["ns-a/mine"]),
+    }),
+    GRACE,
+  );
+  assert.deepEqual(
+    acts.map((a) => a.kind === "release-address" ? [a.handle, a.sequence, a.recheckNode] : a.kind),
+    [["orphan-old.eth0", 7, false], ["dead.eth0", 7, true]],
+  );
+});
+
+Deno.test("fixed IP: hostnic's annotation first, else Calico's ipAddrs; bad lists refused", () => {
+  assert.equal(
+    fixedIpOf("10.0.0.1", { "cni.projectcalico.org/ipAddrs": '["10.0.0.2"]' }),
+    "10.0.0.1",
+  );
+  assert.equal(
+    fixedIpOf(undefined, { "cni.projectcalico.org/ipAddrs": '["10.0.0.2"]' }),
+    "10.0.0.2",
+  );
+  assert.equal(fixedIpOf(undefined, {}), undefined);
+  for (const bad of ["10.0.0.2", '["10.0.0.2","10.0.0.3"]', '["fd00::1"]', "[1]"]) {
+    assert.throws(
+      () => fixedIpOf(undefined, { "cni.projectcalico.org/ipAddrs": bad }),
+      { code: "SHARED_BAD_REQUEST" },
+      bad,
+    );
+  }
+});
+
+Deno.test("mode: shared only when v-pool is ready and hostnic-ipam-config exists", () => {
+  assert.equal(decideMode({ vpool: undefined, ipamConfig: {} }).shared, false);
+  assert.match(
+    decideMode({ vpool: { ready: false, message: "VIPs" }, ipamConfig: {} }).reason,
+    /not ready \(VIPs\)/,
+  );
+  assert.equal(decideMode({ vpool: { ready: true }, ipamConfig: undefined }).shared, false);
+  assert.equal(decideMode({ vpool: { ready: true }, ipamConfig: {} }).shared, true);
+});
