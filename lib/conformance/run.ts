@@ -64,7 +64,7 @@ export function resultLine(s: SpecResult & { reason?: string }): string {
   const why = s.state === "failed"
     ? `  — ${s.message.split("\n")[0].slice(0, 200)}`
     : s.state === "skipped" && s.reason
-    ? `  — excluded: ${s.reason}`
+    ? `  — excluded: ${s.reason.split(/[:.]\s/)[0]}`
     : "";
   return `${word}  ${s.name}  (${s.seconds.toFixed(1)} s)${why}`;
 }
