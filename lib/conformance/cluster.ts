@@ -136,8 +136,9 @@ export class ConformanceCluster implements AsyncDisposable {
       for (const d of await cp.installHostnic({ credentials: n1.credentials })) {
         log(`differs from docs/install.md: ${d}`);
       }
-      await this.#rollout("daemonset/hostnic-node");
+      // Shared mode: the daemons (nodes without a vxnet yet) are restarted once v-pool is ready.
       if (o.mode === "shared") await this.#shared(log);
+      await this.#rollout("daemonset/hostnic-node");
     });
     await this.#phase("CoreDNS", log, async () => {
       await cp.kubectlOk(["apply", "-f", COREDNS_MANIFEST]);
@@ -199,7 +200,6 @@ export class ConformanceCluster implements AsyncDisposable {
     }
     log("v-pool ready; restarting the DaemonSet so the daemons start in shared mode");
     await cp.kubectlOk(["-n", "kube-system", "rollout", "restart", "daemonset/hostnic-node"]);
-    await this.#rollout("daemonset/hostnic-node");
   }
 
   async #rollout(what: string): Promise<void> {
