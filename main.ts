@@ -9,6 +9,7 @@
  *   hostnic admin …            → admin CLI
  *   hostnic sim …              → cloud simulator
  *   hostnic demo               → end-to-end demo on the simulator
+ *   hostnic conformance        → the upstream e2e network tests on real nodes
  *   hostnic install|uninstall  → put the plugin on a node / take it off (cmd/install.ts)
  *   hostnic version | help
  */
@@ -30,6 +31,7 @@ Usage:
   hostnic sim <command>          run the QingCloud API simulator (serve, down)
   hostnic demo                   simulated cloud, two nodes, four pods, traffic across nodes
   hostnic demo --kubernetes      the same with real kubelets and hostnic's DaemonSet
+  hostnic conformance [flags]    the upstream Kubernetes e2e network tests on two real nodes
   hostnic install [flags]        copy the plugin binary and network config onto this node
   hostnic uninstall [flags]      remove them (config first, then binary)
   hostnic version                print the version
@@ -95,6 +97,7 @@ const MODES: Readonly<Record<string, () => Promise<Mode>>> = {
   admin: commanderMode(() => import("./cmd/admin.ts")),
   sim: commanderMode(() => import("./cmd/sim.ts")),
   demo: commanderMode(() => import("./cmd/demo.ts")),
+  conformance: commanderMode(() => import("./cmd/conformance.ts")),
   install: async () => {
     const m = await import("./cmd/install.ts");
     return { main: m.main, program: m.installProgram };

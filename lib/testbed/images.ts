@@ -37,18 +37,18 @@ export function imageCacheDir(): string {
     `${Deno.env.get("HOME") ?? "/root"}/.cache/hostnic/images`;
 }
 
-async function sha256Hex(data: Uint8Array | string): Promise<string> {
+export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? enc.encode(data) : data;
   const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function fileSha256(path: string): Promise<string> {
+export async function fileSha256(path: string): Promise<string> {
   const out = await runner.run(["sha256sum", path]);
   return out.stdout.split(/\s+/)[0];
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
@@ -58,7 +58,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Runs `build(tmpPath)` unless `path` exists; the result is renamed into place. */
-async function cached(
+export async function cached(
   path: string,
   ref: string,
   build: (tmp: string) => Promise<void>,
@@ -76,7 +76,7 @@ async function cached(
   return { ref, archive: path, built: true, seconds: (performance.now() - t0) / 1000 };
 }
 
-interface ImageConfig {
+export interface ImageConfig {
   entrypoint?: string[];
   cmd?: string[];
 }
@@ -85,7 +85,7 @@ interface ImageConfig {
  * Writes a one-layer docker-archive (manifest.json, config JSON with rootfs.diff_ids, layer.tar)
  * of directory `rootfs` to `out`, tagged `ref`. Deterministic: sorted, mtime 0, uid/gid 0.
  */
-async function dockerArchive(
+export async function dockerArchive(
   o: { rootfs: string; out: string; ref: string; config: ImageConfig },
 ): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "hostnic-img-" });
@@ -220,16 +220,23 @@ const BASE_INCLUDE = ["iproute2", "iptables", "procps", "ca-certificates"];
 const DEBIAN_MIRROR = "http://deb.debian.org/debian";
 
 /** A Debian bookworm minbase root, as a tar for `podman import` (debootstrap, once per machine). */
-export async function debianBase(): Promise<BuiltImage> {
-  const argv = [
-    "debootstrap",
-    "--variant=minbase",
-    `--include=${BASE_INCLUDE.join(",")}`,
-    "bookworm",
-  ];
+export function debianBase(): Promise<BuiltImage> {
+  return debootstrapTar("debian-bookworm", BASE_INCLUDE, "localhost/hostnic-base");
+}
+
+/**
+ * A Debian bookworm minbase root with `include` packages, as a tar (debootstrap from the reachable
+ * archive; cached under `<name>-<key>.tar`, the key covering the command and the mirror).
+ */
+export async function debootstrapTar(
+  name: string,
+  include: readonly string[],
+  refBase: string,
+): Promise<BuiltImage> {
+  const argv = ["debootstrap", "--variant=minbase", `--include=${include.join(",")}`, "bookworm"];
   const key = (await sha256Hex(`${argv.join(" ")} ${DEBIAN_MIRROR}`)).slice(0, 16);
-  const ref = `localhost/hostnic-base:${key}`;
-  return await cached(`${imageCacheDir()}/debian-bookworm-${key}.tar`, ref, async (tmp) => {
+  const ref = `${refBase}:${key}`;
+  return await cached(`${imageCacheDir()}/${name}-${key}.tar`, ref, async (tmp) => {
     const dir = await Deno.makeTempDir({ dir: imageCacheDir(), prefix: "debootstrap-" });
     try {
       await runner.run([...argv, `${dir}/rootfs`, DEBIAN_MIRROR]);

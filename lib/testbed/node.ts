@@ -50,11 +50,27 @@ export interface RealNodeOptions {
   name?: string;
   /** Image archives to import into containerd (docker-archive tars) with extra tags. */
   images?: { archive: string; tags?: string[] }[];
+  /**
+   * The kubelet's `clusterDNS` (the `kube-system/kube-dns` Service address, as on a real cluster);
+   * unset: pods get the machine's resolver, as a kubelet without cluster DNS does.
+   */
+  clusterDNS?: string;
 }
 
 interface Proc {
   name: string;
   child: Deno.ChildProcess;
+}
+
+/** The first RepoTag of a docker-archive (its manifest.json). */
+async function archiveRef(archive: string): Promise<string | undefined> {
+  const out = await runner.run(["tar", "-xOf", archive, "manifest.json"]);
+  const tag = (JSON.parse(out.stdout) as { RepoTags?: string[] }[])[0]?.RepoTags?.[0];
+  if (!tag) return undefined;
+  // containerd names a short reference as docker.io/library/…; full ones stay as they are.
+  const first = tag.split("/")[0];
+  const domain = tag.includes("/") && (/[.:]/.test(first) || first === "localhost");
+  return domain ? tag : `docker.io/library/${tag}`;
 }
 
 function sq(s: string): string {
@@ -68,6 +84,11 @@ export class RealNode implements AsyncDisposable {
   readonly dir: string;
   /** The file the node's mount namespace is bound to. */
   readonly mntns: string;
+  /**
+   * The file the node's UTS namespace is bound to: its hostname is the node name, as on a real
+   * node (hostNetwork pods share it; the e2e suite checks that they report the node's name).
+   */
+  readonly utsns: string;
   /** The instance's VPC address (`--node-ip`). */
   ip = "";
   /**
@@ -87,6 +108,7 @@ export class RealNode implements AsyncDisposable {
     this.name = name;
     this.dir = `${cp.cluster.dir}/real-${name}`;
     this.mntns = `${this.dir}/ns/mnt`;
+    this.utsns = `${this.dir}/ns/uts`;
   }
 
   /** Private directory backing `hostPath` inside the node (e.g. `/opt/cni/bin`). */
@@ -232,6 +254,7 @@ export class RealNode implements AsyncDisposable {
         tlsCertFile: cert.cert,
         tlsPrivateKeyFile: cert.key,
         clusterDomain: "cluster.local",
+        ...(o.clusterDNS ? { clusterDNS: [o.clusterDNS] } : {}),
         resolvConf: "/etc/resolv.conf",
         healthzBindAddress: "127.0.0.1",
         healthzPort: 10248,
@@ -292,6 +315,7 @@ export class RealNode implements AsyncDisposable {
     this.#mounted = true;
     await runner.run(["mount", "--make-private", `${dir}/ns`]);
     await Deno.writeTextFile(this.mntns, "");
+    await Deno.writeTextFile(this.utsns, "");
     const lines = ["set -e", "mount --make-rshared /"];
     const overlaid = new Set<string>();
     for (const [key, target] of Object.entries(NODE_PATHS)) {
@@ -316,10 +340,12 @@ export class RealNode implements AsyncDisposable {
     // Overlays must come before the binds below them: sort so parents are mounted first.
     const overlays = lines.filter((l) => l.startsWith("mount -t overlay"));
     const rest = lines.filter((l) => !l.startsWith("mount -t overlay") && l !== "set -e");
-    const script = ["set -e", rest[0], ...overlays, ...rest.slice(1)].join("\n");
+    const script = ["set -e", `hostname ${sq(this.name)}`, rest[0], ...overlays, ...rest.slice(1)]
+      .join("\n");
     await runner.run([
       "unshare",
       `--mount=${this.mntns}`,
+      `--uts=${this.utsns}`,
       "--propagation",
       "private",
       "sh",
@@ -328,11 +354,12 @@ export class RealNode implements AsyncDisposable {
     ]);
   }
 
-  /** argv run inside the node (its mount and network namespaces). */
+  /** argv run inside the node (its mount, UTS and network namespaces). */
   argv(args: string[]): string[] {
     return [
       "nsenter",
       `--mount=${this.mntns}`,
+      `--uts=${this.utsns}`,
       `--net=/run/netns/${this.instance.netns}`,
       "--",
       ...args,
@@ -374,7 +401,8 @@ export class RealNode implements AsyncDisposable {
     const r = await this.ctr(["images", "import", "--no-unpack", archive]);
     if (r.code !== 0) throw new Error(`ctr images import ${archive} failed: ${r.stderr.trim()}`);
     const m = /^unpacking (\S+) /m.exec(r.stdout) ?? /^(\S+)\s/m.exec(r.stdout);
-    const imported = m?.[1];
+    // `--no-unpack` may print nothing: the archive's manifest names what it holds.
+    const imported = m?.[1] ?? (tags.length ? await archiveRef(archive) : undefined);
     for (const t of tags) {
       if (!imported) throw new Error(`cannot tell what ${archive} imported: ${r.stdout}`);
       const t2 = await this.ctr(["images", "tag", "--force", imported, t]);
@@ -503,6 +531,7 @@ export class RealNode implements AsyncDisposable {
     await removeCgroups(containers);
     if (this.#mounted) {
       await runner.run(["umount", this.mntns]).catch(() => {});
+      await runner.run(["umount", this.utsns]).catch(() => {});
       await runner.run(["umount", `${this.dir}/ns`]).catch(() => {});
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});

@@ -119,7 +119,7 @@ Deno.test("the hostnic-cni key passes the plugin's parser and points at the daem
     source: "hostnic-cfg-cm/hostnic-cni",
     format: "conflist",
   });
-  assert.deepEqual(checked.plugins, ["hostnic"]);
+  assert.deepEqual(checked.plugins, ["hostnic", "portmap"]);
   const list = JSON.parse(text);
   const conf = parseNetConf(
     { ...list.plugins[0], cniVersion: list.cniVersion, name: list.name },
@@ -128,6 +128,16 @@ Deno.test("the hostnic-cni key passes the plugin's parser and points at the daem
   const server = parseConfigFile(configMap.data.hostnic, "hostnic").server;
   assert.equal(conf.hostnic.socketPath, server.serverPath, "plugin and daemon agree on the socket");
   assert.ok(conf.hostnic.serviceCIDR, "serviceCIDR is set (kube-proxy's service network)");
+});
+
+Deno.test("the default hostnic-cni chains portmap, so pods get their hostPorts", () => {
+  // containerd's CRI leaves hostPorts to the CNI chain: without portmap a hostPort silently does
+  // nothing (the upstream [Conformance] HostPort test needs them).
+  const list = JSON.parse(configMap.data["hostnic-cni"]) as {
+    plugins: { type: string; capabilities?: Record<string, boolean> }[];
+  };
+  assert.deepEqual(list.plugins.map((p) => p.type), ["hostnic", "portmap"]);
+  assert.equal(list.plugins[1].capabilities?.portMappings, true);
 });
 
 Deno.test("example CNI configs pass the plugin's parser", async () => {

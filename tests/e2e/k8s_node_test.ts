@@ -103,6 +103,8 @@ Deno.test({
           );
           assert.match(node.status.nodeInfo.containerRuntimeVersion, /^containerd:\/\/1\.6/);
           assert.equal(node.status.nodeInfo.kubeletVersion, "v1.34.4");
+          // Its own UTS namespace: the hostname is the node name (hostNetwork pods see it).
+          assert.equal((await n1.exec(["hostname"])).stdout.trim(), "node-1");
         },
       );
 
