@@ -62,6 +62,11 @@ export const LAYERS: readonly Layer[] = [
     job: "clusters of simulated nodes for tests, the demo and benchmarks",
     units: ["lib/testbed/"],
   },
+  {
+    name: "harness",
+    job: "the upstream e2e suite run against a testbed cluster (hostnic conformance)",
+    units: ["lib/conformance/"],
+  },
   { name: "entries", job: "one entry per mode: parse argv, build deps, run", units: ["cmd/"] },
   { name: "main", job: "mode dispatch only", units: ["main.ts"] },
 ];
