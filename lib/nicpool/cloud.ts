@@ -5,12 +5,12 @@
 import { HostnicError } from "../errors.ts";
 import type { IaasClient } from "../iaas/mod.ts";
 import { waitJob } from "../iaas/jobs.ts";
-
-/** Poll schedule of the pool's jobs (see `waitJob`); bench/lib/jobpoll.ts models it. */
-export const POOL_JOB_POLL = { initialIntervalMs: 100, factor: 1.25, maxIntervalMs: 250 } as const;
 import { isNotFound } from "../iaas/errors.ts";
 import type { Logger } from "../log.ts";
 import type { PoolCloud } from "./pool.ts";
+
+/** Poll schedule of the pool's jobs (see `waitJob`); bench/lib/jobpoll.ts models it. */
+export const POOL_JOB_POLL = { initialIntervalMs: 100, factor: 1.25, maxIntervalMs: 250 } as const;
 
 export class VxnetError extends HostnicError {
   readonly vxnet: string;
