@@ -30,6 +30,7 @@ import type {
   StatusReply,
 } from "../../rpc/api.ts";
 import { ServiceError, type ServiceStore } from "../backend.ts";
+import { KeyedSerial } from "../serial.ts";
 
 /** What setup made, for the CNI result. */
 export interface DatapathResult {
@@ -81,7 +82,7 @@ const LOST_NIC_ATTEMPTS = 3;
 
 export class CniService {
   readonly #d: ServiceDeps;
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #turns = new KeyedSerial();
   readonly #allocs = new Map<string, AllocationRecord>();
   #ready = false;
   #notReadyReason = "starting";
@@ -109,15 +110,15 @@ export class CniService {
   }
 
   add(req: AddRequest): Promise<AddReply> {
-    return this.#serial(ownerKey(req.containerId, req.ifName), () => this.#add(req));
+    return this.#turns.run(ownerKey(req.containerId, req.ifName), () => this.#add(req));
   }
 
   del(req: DelRequest): Promise<void> {
-    return this.#serial(ownerKey(req.containerId, req.ifName), () => this.#del(req));
+    return this.#turns.run(ownerKey(req.containerId, req.ifName), () => this.#del(req));
   }
 
   check(req: CheckRequest): Promise<void> {
-    return this.#serial(ownerKey(req.containerId, req.ifName), () => this.#check(req));
+    return this.#turns.run(ownerKey(req.containerId, req.ifName), () => this.#check(req));
   }
 
   status(): StatusReply {
@@ -139,7 +140,7 @@ export class CniService {
    */
   repair(containerId: string, ifName: string): Promise<boolean> {
     const key = ownerKey(containerId, ifName);
-    return this.#serial(key, async () => {
+    return this.#turns.run(key, async () => {
       const rec = this.#allocs.get(key);
       if (!rec) return false;
       const pod = this.datapathPod(rec);
@@ -268,7 +269,7 @@ export class CniService {
 
   #gatewayNicIp(vxnet: string): Promise<string> {
     const owner = `gateway/${vxnet}`;
-    return this.#serial(owner, async () => {
+    return this.#turns.run(owner, async () => {
       const have = this.#d.pool.list().find((n) => n.owner === owner && n.state === "inuse");
       const nic = have ??
         (vxnet === this.#d.pool.options.vxnet
@@ -347,18 +348,6 @@ export class CniService {
       vxnetCidr: rec.cidr,
       nicId: rec.nicId,
     };
-  }
-
-  async #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const settled = run.then(() => {}, () => {});
-    this.#locks.set(key, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === settled) this.#locks.delete(key);
-    }
   }
 
   #now(): number {

@@ -58,6 +58,7 @@ export {
   sharedRpcError,
 } from "./request.ts";
 import { fixedIpOf, SharedRequestError } from "./request.ts";
+import { KeyedSerial } from "../serial.ts";
 
 /** Pool owner of the shared NIC of a vxnet. */
 export const SHARED_OWNER_PREFIX = "shared/";
@@ -125,7 +126,7 @@ export class SharedService {
   readonly #d: SharedDeps;
   readonly #o: SharedOptions;
   readonly #records = new Map<string, SharedRecord>();
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #turns = new KeyedSerial();
   /** Shared NICs whose node plumbing was set up by this process. */
   readonly #nicReady = new Set<string>();
   /** NIC id → since when it has had no pod. */
@@ -183,11 +184,11 @@ export class SharedService {
   }
 
   add(req: AddRequest): Promise<AddReply> {
-    return this.#serial(sharedKey(req.containerId, req.ifName), () => this.#add(req));
+    return this.#turns.run(sharedKey(req.containerId, req.ifName), () => this.#add(req));
   }
 
   del(req: DelRequest): Promise<void> {
-    return this.#serial(sharedKey(req.containerId, req.ifName), () => this.#del(req));
+    return this.#turns.run(sharedKey(req.containerId, req.ifName), () => this.#del(req));
   }
 
   /**
@@ -196,7 +197,7 @@ export class SharedService {
    */
   release(containerId: string, ifName: string, sequence: number | undefined): Promise<boolean> {
     const key = sharedKey(containerId, ifName);
-    return this.#serial(key, async () => {
+    return this.#turns.run(key, async () => {
       const rec = this.#records.get(key);
       if (!rec || rec.sequence !== sequence) return false;
       await this.#del({ containerId, ifName, netns: rec.netns });
@@ -227,7 +228,7 @@ export class SharedService {
   /** Sets a ready record's pod datapath up again (GC repair), under its lock. */
   repair(containerId: string, ifName: string): Promise<boolean> {
     const key = sharedKey(containerId, ifName);
-    return this.#serial(key, async () => {
+    return this.#turns.run(key, async () => {
       const rec = this.#records.get(key);
       if (!rec || rec.state !== "ready") return false;
       if ((await this.diffs(rec)).length === 0) return false;
@@ -256,7 +257,7 @@ export class SharedService {
       const since = this.#idleSince.get(nic.id) ?? now;
       this.#idleSince.set(nic.id, since);
       if (now - since < this.#o.freePeriodMs) continue;
-      const freed = await this.#serial(`nic/${vxnet}`, async () => {
+      const freed = await this.#turns.run(`nic/${vxnet}`, async () => {
         if (this.records().some((r) => r.vxnet === vxnet)) return false; // a pod came meanwhile
         await teardownSharedNic(this.#d.linux, { table: nic.table }, this.#node());
         this.#nicReady.delete(nic.id);
@@ -448,7 +449,7 @@ export class SharedService {
 
   /** The node's shared NIC in `vxnet`, created and plumbed on first use. */
   #ensureNic(vxnet: string, rec: SharedRecord): Promise<NicRecord> {
-    return this.#serial(`nic/${vxnet}`, async () => {
+    return this.#turns.run(`nic/${vxnet}`, async () => {
       const owner = `${SHARED_OWNER_PREFIX}${vxnet}`;
       let nic = this.#d.pool.list().find((n) => n.owner === owner && n.state === "inuse");
       if (!nic) {
@@ -552,17 +553,5 @@ export class SharedService {
 
   #now(): number {
     return (this.#d.now ?? Date.now)();
-  }
-
-  async #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const settled = run.then(() => {}, () => {});
-    this.#locks.set(key, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === settled) this.#locks.delete(key);
-    }
   }
 }
