@@ -63,7 +63,12 @@ export async function cached(
   ref: string,
   build: (tmp: string) => Promise<void>,
 ): Promise<BuiltImage> {
-  if (await exists(path)) return { ref, archive: path, built: false, seconds: 0 };
+  if (await exists(path)) {
+    // The archive's mtime says when it was last used: pruneCache spares what others still use.
+    const now = new Date();
+    await Deno.utime(path, now, now).catch(() => {});
+    return { ref, archive: path, built: false, seconds: 0 };
+  }
   await Deno.mkdir(imageCacheDir(), { recursive: true });
   const tmp = `${path}.tmp-${Deno.pid}`;
   const t0 = performance.now();
@@ -390,13 +395,32 @@ export async function hostnicImage(
 }
 
 /** Removes older cache entries named `<prefix>…` (one image per kind is kept per machine). */
-async function pruneCache(prefix: string, keep: string): Promise<void> {
-  for await (const e of Deno.readDir(imageCacheDir())) {
-    const path = `${imageCacheDir()}/${e.name}`;
-    if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".tar") && path !== keep) {
-      await Deno.remove(path).catch(() => {});
+/** How long an unused image archive is kept once a newer one of its kind was built. */
+export const PRUNE_UNUSED_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the `prefix` archives other than `keep` that nothing used for `unusedMs`: another
+ * checkout or a test running beside this one may be about to import an archive of another key
+ * (every use renews its mtime, see `cached`), so a fresh one is never removed.
+ */
+export async function pruneCache(
+  prefix: string,
+  keep: string,
+  o: { dir?: string; unusedMs?: number; now?: number } = {},
+): Promise<string[]> {
+  const dir = o.dir ?? imageCacheDir();
+  const oldest = (o.now ?? Date.now()) - (o.unusedMs ?? PRUNE_UNUSED_MS);
+  const removed: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const path = `${dir}/${e.name}`;
+    if (!e.isFile || !e.name.startsWith(prefix) || !e.name.endsWith(".tar") || path === keep) {
+      continue;
     }
+    const used = (await Deno.stat(path).catch(() => undefined))?.mtime?.getTime();
+    if (used === undefined || used > oldest) continue;
+    if (await Deno.remove(path).then(() => true, () => false)) removed.push(path);
   }
+  return removed;
 }
 
 /** Unmounts whatever podman left mounted under `dir` (deepest first). */
