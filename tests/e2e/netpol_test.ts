@@ -6,7 +6,9 @@
  * (`far`: out through its own cloud NIC, across the SDN, in through the server's NIC). Every
  * outcome is a real TCP connection from inside a client pod, polled with a deadline until it
  * matches: open before any policy; a default-deny ingress policy closes both; an allow policy for
- * `far`'s labels opens `far` only; deleting the policies opens both again.
+ * `far`'s labels opens `far` only; deleting the policies opens both again. A NodePort Service
+ * reached from the master (outside the cluster) follows the same policies: hostnic's natMark must
+ * not pre-set kube-router's "accepted" bit (lib/linux/service.ts HOSTNIC-FORWARD).
  */
 import assert from "node:assert/strict";
 import { ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
@@ -97,8 +99,35 @@ Deno.test({
     const near = (await podsOf(cp, "near"))[0].metadata.name;
     const far = (await podsOf(cp, "far"))[0].metadata.name;
 
+    // A NodePort Service for the server, reached from the master (outside the cluster): kube-proxy
+    // DNATs node-1's address to the pod, and hostnic marks the connection with natMark.
+    await cp.apply(JSON.stringify({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "server", namespace: "default" },
+      spec: {
+        type: "NodePort",
+        selector: { app: "server" },
+        ports: [{ port: 8080, targetPort: 8080 }],
+      },
+    }));
+    const svc = await cp.getJson<{ spec: { ports: { nodePort: number }[] } }>([
+      "service",
+      "server",
+    ]);
+    const nodePort = svc.spec.ports[0].nodePort;
+    const NODEPORT = `master → NodePort ${n1.ip}:${nodePort}`;
+
     /** One real connection from `client` to the server: whether the server's page came back. */
     const reaches = async (client: string): Promise<boolean> => {
+      if (client === NODEPORT) {
+        const r = await new Deno.Command("nsenter", {
+          args: [`--net=/run/netns/${c.master!.netns}`, "sh", "-c", httpGet(n1.ip, nodePort)],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+        return new TextDecoder().decode(r.stdout).trim() === server.metadata.name;
+      }
       const r = await cp.kubectl(["exec", client, "--", "sh", "-c", httpGet(serverIp, 8080)]);
       return r.stdout.trim() === server.metadata.name;
     };
@@ -131,9 +160,10 @@ Deno.test({
       );
     };
 
-    await t.step("no policy: both clients reach the server", async () => {
+    await t.step("no policy: both clients and the NodePort reach the server", async () => {
       await expect(near, true, "no policy");
       await expect(far, true, "no policy");
+      await expect(NODEPORT, true, "no policy");
     });
 
     await t.step(
@@ -150,12 +180,14 @@ Deno.test({
       await expect(far, true, "allow-far");
       // The other client stays blocked (checked after far is open: the policy is in force).
       assert.equal(await reaches(near), false, "near reaches the server despite deny-ingress");
+      assert.equal(await reaches(NODEPORT), false, "the NodePort reaches the server despite it");
     });
 
     await t.step("deleting the policies restores traffic for both", async () => {
       await cp.kubectlOk(["-n", "default", "delete", "networkpolicy", "deny-ingress", "allow-far"]);
       await expect(near, true, "policies deleted");
       await expect(far, true, "policies deleted");
+      await expect(NODEPORT, true, "policies deleted");
     });
   },
 });

@@ -30,6 +30,42 @@ async function node() {
   }
 }
 
+/** A nic-mode pod behind a NodePort stand-in (kube-proxy's DNAT of the node IP, ICMP only). */
+async function podBehindNodePort(
+  { lab, vpc, opts }: Awaited<ReturnType<typeof node>>,
+): Promise<string> {
+  const nic = await vpc.attachNic();
+  const podNs = await vpc.addPod();
+  const ip = vpc.podIp(1);
+  await vpc.sdnLearn([{ ip, mac: nic.mac }]);
+  await setupPod(deps, {
+    mode: "nic",
+    pod: { containerId: "np" },
+    ifName: "eth0",
+    netns: podNs,
+    ip,
+    table: 261,
+    nicMac: nic.mac,
+    vxnet: vpc.podVxnet,
+  }, opts);
+  await lab.run(vpc.node, [
+    "iptables",
+    "-t",
+    "nat",
+    "-A",
+    "PREROUTING",
+    "-d",
+    vpc.nodeIp,
+    "-p",
+    "icmp",
+    "-j",
+    "DNAT",
+    "--to-destination",
+    ip,
+  ]);
+  return ip;
+}
+
 Deno.test("service routing: ensure is idempotent, keeps kube-proxy's rules, remove restores", async () => {
   const { lab, vpc, opts } = await node();
   await using _lab = lab;
@@ -85,38 +121,10 @@ Deno.test("service routing: ensure is idempotent, keeps kube-proxy's rules, remo
 });
 
 Deno.test("service routing: NodePort replies leave through the node, not the pod's NIC", async () => {
-  const { lab, vpc, opts } = await node();
+  const n = await node();
+  const { lab, vpc, opts } = n;
   await using _lab = lab;
-  const nic = await vpc.attachNic();
-  const podNs = await vpc.addPod();
-  const ip = vpc.podIp(1);
-  await vpc.sdnLearn([{ ip, mac: nic.mac }]);
-  await setupPod(deps, {
-    mode: "nic",
-    pod: { containerId: "np" },
-    ifName: "eth0",
-    netns: podNs,
-    ip,
-    table: 261,
-    nicMac: nic.mac,
-    vxnet: vpc.podVxnet,
-  }, opts);
-  // kube-proxy stand-in: the node IP DNATed to the pod (ICMP keeps the test tool-free).
-  await lab.run(vpc.node, [
-    "iptables",
-    "-t",
-    "nat",
-    "-A",
-    "PREROUTING",
-    "-d",
-    vpc.nodeIp,
-    "-p",
-    "icmp",
-    "-j",
-    "DNAT",
-    "--to-destination",
-    ip,
-  ]);
+  await podBehindNodePort(n);
   const nicTx = async () => {
     const [l] = await lab.ipJson<Json[]>(vpc.node, "-s link show dev hostnic_261");
     return Number((l.stats64 as { tx: { packets: number } }).tx.packets);
@@ -136,38 +144,10 @@ Deno.test("service routing: NodePort replies leave through the node, not the pod
 });
 
 Deno.test("service routing: natMark never reaches filter FORWARD (kube-router's accept bit), so NodePort traffic to a pod stays subject to policy", async () => {
-  const { lab, vpc, opts } = await node();
+  const n = await node();
+  const { lab, vpc, opts } = n;
   await using _lab = lab;
-  const nic = await vpc.attachNic();
-  const podNs = await vpc.addPod();
-  const ip = vpc.podIp(1);
-  await vpc.sdnLearn([{ ip, mac: nic.mac }]);
-  await setupPod(deps, {
-    mode: "nic",
-    pod: { containerId: "np" },
-    ifName: "eth0",
-    netns: podNs,
-    ip,
-    table: 261,
-    nicMac: nic.mac,
-    vxnet: vpc.podVxnet,
-  }, opts);
-  // kube-proxy stand-in: the node IP DNATed to the pod (a NodePort; ICMP keeps it tool-free).
-  await lab.run(vpc.node, [
-    "iptables",
-    "-t",
-    "nat",
-    "-A",
-    "PREROUTING",
-    "-d",
-    vpc.nodeIp,
-    "-p",
-    "icmp",
-    "-j",
-    "DNAT",
-    "--to-destination",
-    ip,
-  ]);
+  const ip = await podBehindNodePort(n);
   await ensureServiceRouting(deps, { nodeIp: vpc.nodeIp }, opts);
   const pingNodeFromOutside = () =>
     deps.runner.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "-q", vpc.nodeIp], {
