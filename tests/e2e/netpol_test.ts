@@ -167,11 +167,14 @@ Deno.test({
     });
 
     await t.step(
-      "default-deny ingress blocks the same-node and the other-node client",
+      "default-deny ingress blocks the same-node and the other-node client and the NodePort",
       async () => {
         await cp.apply(DENY_ALL);
         await expect(near, false, "deny-ingress");
         await expect(far, false, "deny-ingress");
+        // natMark (0x10000) is kube-router's "accepted" bit: without HOSTNIC-FORWARD clearing it,
+        // NodePort connections passed every policy (tests/netns/service_test.ts: the netns case).
+        await expect(NODEPORT, false, "deny-ingress");
       },
     );
 
