@@ -7,7 +7,8 @@
  *   bits again on forwarded packets, jumped to from mangle FORWARD): the mark only steers the
  *   routing decision, which is made by then, and a policy engine's filter FORWARD chains must
  *   not see it. kube-router's "accepted by a policy" bit is 0x10000, natMark's default, so a
- *   NodePort connection to a pod would otherwise pass every NetworkPolicy (docs/policy.md);
+ *   NodePort connection to a pod would otherwise pass every NetworkPolicy (docs/policy.md; no
+ *   daemon or plugin code calls ensureServiceRouting yet, so this is latent in the product);
  * - rule 1534 `fwmark <natMark>/<natMark> lookup main`, ahead of the pods' rule 1536, so the
  *   marked packets (a pod's replies to NodePort clients, whose un-DNAT happens on the way out
  *   through the node's own interface) follow the main table instead of the pod's NIC.

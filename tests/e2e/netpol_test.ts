@@ -172,8 +172,9 @@ Deno.test({
         await cp.apply(DENY_ALL);
         await expect(near, false, "deny-ingress");
         await expect(far, false, "deny-ingress");
-        // natMark (0x10000) is kube-router's "accepted" bit: without HOSTNIC-FORWARD clearing it,
-        // NodePort connections passed every policy (tests/netns/service_test.ts: the netns case).
+        // natMark (0x10000) is kube-router's "accepted" bit: HOSTNIC-FORWARD clears it so NodePort
+        // connections stay subject to policy (tests/netns/service_test.ts: the netns case; the
+        // daemon does not install service routing yet, so here no natMark is set at all).
         await expect(NODEPORT, false, "deny-ingress");
       },
     );
