@@ -4,6 +4,8 @@
 #            kubectl (versions.env; wrappers etcd/ and kubernetes/), for tests, demo and benchmarks
 #   e2e      the upstream e2e suite (e2e.test) and agnhost (versions.env; wrapper e2e/)
 #   coredns  CoreDNS for the cluster DNS of conformance runs (coredns/versions.env; wrapper coredns/)
+#   kube-router  kube-router's NetworkPolicy controller, for deploy/policy/kube-router.yaml's image
+#            (kube-router/versions.env; wrapper kube-router/)
 # Each goes to its own directory, keyed by its own wrapper files (a new or changed component never
 # rebuilds another); a complete directory is not built again. The last line printed is the core one.
 #   HOSTNIC_K8S_CACHE        parent of the directories (default ~/.cache/hostnic)
@@ -16,9 +18,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
 # shellcheck source=coredns/versions.env
 . "$here/coredns/versions.env"
+# shellcheck source=kube-router/versions.env
+. "$here/kube-router/versions.env"
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 cache=${HOSTNIC_K8S_CACHE:-${HOME:-/root}/.cache/hostnic}
-COMPONENTS=(core e2e coredns)
+COMPONENTS=(core e2e coredns kube-router)
 
 say() { printf '[k8s:build] %s\n' "$*" >&2; }
 # key FILE... : the first 12 hex digits of the files' sha256 (relative to this directory)
@@ -32,6 +36,7 @@ dir() {
   core) echo "$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$(key versions.env etcd/go.mod kubernetes/go.mod etcd/go.sum kubernetes/go.sum)" ;;
   e2e) echo "$cache/e2e-$K8S_VERSION-$(key versions.env e2e/go.mod e2e/go.sum e2e/tools.go)" ;;
   coredns) echo "$cache/coredns-$COREDNS_VERSION-$(key coredns/versions.env coredns/go.mod coredns/go.sum coredns/main.go)" ;;
+  kube-router) echo "$cache/kube-router-$KUBE_ROUTER_VERSION-$(key kube-router/versions.env kube-router/go.mod kube-router/go.sum)" ;;
   *) say "unknown component '$1' (${COMPONENTS[*]})"; exit 2 ;;
   esac
 }
@@ -119,6 +124,14 @@ build_coredns() {
   plugins=$("$tmp/coredns" -plugins)
   grep -qxE ' *(dns\.)?kubernetes' <<<"$plugins" || { say "coredns lacks its kubernetes plugin"; exit 1; }
   echo "coredns=$COREDNS_VERSION"
+}
+
+build_kube-router() {
+  local vflags="" # the -X version stamps above are Kubernetes'; kube-router has its own client-go
+  step "kube-router $KUBE_ROUTER_VERSION" "$here/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+  [ -x "$tmp/kube-router" ] || { say "missing after build: kube-router"; exit 1; }
+  "$tmp/kube-router" --help 2>&1 | grep -q -- '--run-firewall' || { say "kube-router lacks --run-firewall"; exit 1; }
+  echo "kube-router=$KUBE_ROUTER_VERSION"
 }
 
 for c in "${want[@]}"; do

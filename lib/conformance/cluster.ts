@@ -3,8 +3,8 @@
  * master instance and TWO real nodes (containerd + kubelet + kube-proxy, lib/testbed/node.ts) with
  * every image the suite asks for imported (lib/testbed/images_e2e.ts), hostnic installed with
  * `kubectl apply` as docs/install.md says, CoreDNS as `kube-system/kube-dns` at the kubelets'
- * clusterDNS address, and, with `policy`, kube-router's policy controller (helper "policy"'s
- * lib/testbed/policy.ts).
+ * clusterDNS address, and, with `policy`, kube-router's policy controller (lib/testbed/policy.ts,
+ * deploy/policy/kube-router.yaml).
  *
  * Modes: `nic` (each pod its own NIC; nodes annotated with the pod vxnet, as docs/install.md's
  * "annotate the nodes") and `shared` (docs/shared-mode.md's steps: VxNetPool `v-pool` over the pod
@@ -17,6 +17,7 @@ import { hostnicImage } from "../testbed/images.ts";
 import { conformanceImages } from "../testbed/images_e2e.ts";
 import { ControlPlane } from "../testbed/kube.ts";
 import { RealNode } from "../testbed/node.ts";
+import { installKubeRouter } from "../testbed/policy.ts";
 
 export type Mode = "nic" | "shared";
 
@@ -25,30 +26,6 @@ export const COREDNS_MANIFEST = `${REPO}conformance/coredns.yaml`;
 /** The kube-dns Service address (conformance/coredns.yaml) and the kubelets' clusterDNS. */
 export const CLUSTER_DNS = "10.43.0.10";
 const ANNOTATION_VXNET = "hostnic.network.kubesphere.io/vxnet";
-
-/** What lib/testbed/policy.ts (helper "policy") exports. */
-interface PolicyModule {
-  installKubeRouter(cp: ControlPlane, nodes: readonly RealNode[]): Promise<void>;
-}
-
-/** Whether kube-router's installer (lib/testbed/policy.ts) is in this checkout. */
-export async function policyAvailable(): Promise<boolean> {
-  return await Deno.stat(new URL("../testbed/policy.ts", import.meta.url)).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function loadPolicy(): Promise<PolicyModule> {
-  if (!(await policyAvailable())) {
-    throw new Error(
-      "--policy needs lib/testbed/policy.ts (kube-router, from the policy work); run with --no-policy",
-    );
-  }
-  // A computed specifier: this file type-checks without the module; the shape is PolicyModule.
-  const spec = new URL("../testbed/policy.ts", import.meta.url).href;
-  return await import(spec) as PolicyModule;
-}
 
 export interface ConformanceClusterOptions {
   mode: Mode;
@@ -146,8 +123,7 @@ export class ConformanceCluster implements AsyncDisposable {
     });
     if (o.policy) {
       await this.#phase("kube-router", log, async () => {
-        const policy = await loadPolicy();
-        await policy.installKubeRouter(cp, this.nodes);
+        await installKubeRouter(cp, this.nodes);
       });
     }
     await this.#phase("nodes Ready", log, async () => {

@@ -3,7 +3,12 @@
  *
  * - mangle chains `HOSTNIC-PREROUTING` (mark natMark on connections whose original destination
  *   is the node IP: NodePort) and `HOSTNIC-OUTPUT` (mark natMark on connections the node opens
- *   to serviceCIDR), jumped to from PREROUTING / OUTPUT;
+ *   to serviceCIDR), jumped to from PREROUTING / OUTPUT, and `HOSTNIC-FORWARD` (clears natMark's
+ *   bits again on forwarded packets, jumped to from mangle FORWARD): the mark only steers the
+ *   routing decision, which is made by then, and a policy engine's filter FORWARD chains must
+ *   not see it. kube-router's "accepted by a policy" bit is 0x10000, natMark's default, so a
+ *   NodePort connection to a pod would otherwise pass every NetworkPolicy (docs/policy.md; no
+ *   daemon or plugin code calls ensureServiceRouting yet, so this is latent in the product);
  * - rule 1534 `fwmark <natMark>/<natMark> lookup main`, ahead of the pods' rule 1536, so the
  *   marked packets (a pod's replies to NodePort clients, whose un-DNAT happens on the way out
  *   through the node's own interface) follow the main table instead of the pod's NIC.
@@ -48,6 +53,7 @@ import { nullLogger } from "../log.ts";
 
 export const CHAIN_PREROUTING = "HOSTNIC-PREROUTING";
 export const CHAIN_OUTPUT = "HOSTNIC-OUTPUT";
+export const CHAIN_FORWARD = "HOSTNIC-FORWARD";
 
 /** kube-proxy's masquerade/drop marks: never set by hostnic. */
 export const KUBE_PROXY_MARKS = 0x4000 | 0x8000;
@@ -87,6 +93,7 @@ export function serviceTableSpec(spec: ServiceRoutingSpec): TableSpec {
   checkNatMark(mark);
   const nodeIp = requireIpv4("nodeIp", spec.nodeIp);
   const setMark = `-j MARK --set-xmark ${hex(mark)}/${hex(mark)}`;
+  const clearMark = `-j MARK --set-xmark 0x0/${hex(mark)}`;
   // iptables-save prints a /32 without its length and any other prefix with it.
   const output = spec.serviceCidr
     ? [`-m conntrack --ctorigdst ${requireCidr("serviceCidr", spec.serviceCidr)} ${setMark}`]
@@ -96,10 +103,12 @@ export function serviceTableSpec(spec: ServiceRoutingSpec): TableSpec {
     chains: [
       { chain: CHAIN_PREROUTING, rules: [`-m conntrack --ctorigdst ${nodeIp} ${setMark}`] },
       { chain: CHAIN_OUTPUT, rules: output },
+      { chain: CHAIN_FORWARD, rules: [clearMark] },
     ],
     jumps: [
       { from: "PREROUTING", to: CHAIN_PREROUTING },
       { from: "OUTPUT", to: CHAIN_OUTPUT },
+      { from: "FORWARD", to: CHAIN_FORWARD },
     ],
   };
 }
@@ -108,10 +117,15 @@ export function serviceTableSpec(spec: ServiceRoutingSpec): TableSpec {
 function serviceChainNames(): TableSpec {
   return {
     table: "mangle",
-    chains: [{ chain: CHAIN_PREROUTING, rules: [] }, { chain: CHAIN_OUTPUT, rules: [] }],
+    chains: [
+      { chain: CHAIN_PREROUTING, rules: [] },
+      { chain: CHAIN_OUTPUT, rules: [] },
+      { chain: CHAIN_FORWARD, rules: [] },
+    ],
     jumps: [
       { from: "PREROUTING", to: CHAIN_PREROUTING },
       { from: "OUTPUT", to: CHAIN_OUTPUT },
+      { from: "FORWARD", to: CHAIN_FORWARD },
     ],
   };
 }

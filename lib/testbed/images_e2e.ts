@@ -59,8 +59,10 @@ export interface NodeImage {
   tags?: string[];
 }
 
-/** A component directory of k8s/build.sh (`e2e`, `coredns`); throws naming the build command. */
-export async function componentDir(component: "e2e" | "coredns"): Promise<string> {
+/** A component directory of k8s/build.sh (`e2e`, `coredns`, `kube-router`); throws naming the build command. */
+export async function componentDir(
+  component: "e2e" | "coredns" | "kube-router",
+): Promise<string> {
   const out = await new Deno.Command("bash", {
     args: [BUILD_SCRIPT, "--print-dir", component],
     stdout: "piped",
@@ -80,7 +82,7 @@ function e2eRoot(): Promise<BuiltImage> {
 }
 
 /** Unpacks `root` (a rootfs tar) into a temp dir, lets `fill` add files, then archives it. */
-async function fromRoot(
+export async function fromRoot(
   o: {
     name: string;
     ref: string;

@@ -1,12 +1,11 @@
 /**
  * A fast subset of the upstream conformance run (`deno task conformance`, lib/conformance/), in nic
  * mode, so CI keeps it green: the Networking Granular Checks for pods (pod to pod within and across
- * nodes, node to pod; http and udp), one Service test and, when kube-router's installer
- * (lib/testbed/policy.ts) is in the checkout, one NetworkPolicy test. The real e2e.test against
+ * nodes, node to pod; http and udp), one Service test and one NetworkPolicy test with
+ * kube-router installed (lib/testbed/policy.ts). The real e2e.test against
  * two real nodes with hostnic from deploy/hostnic.yaml; every selected spec must pass.
  */
 import assert from "node:assert/strict";
-import { policyAvailable } from "../../lib/conformance/cluster.ts";
 import { runConformance } from "../../lib/conformance/run.ts";
 
 const GRANULAR = String.raw`\[sig-network\] Networking Granular Checks: Pods should function for`;
@@ -19,13 +18,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const policy = await policyAvailable();
-    const focus = [GRANULAR, SERVICE, ...(policy ? [NETPOL] : [])];
+    const focus = [GRANULAR, SERVICE, NETPOL];
     const outDir = await Deno.makeTempDir({ prefix: "hostnic-conformance-subset-" });
     try {
       const r = await runConformance({
         mode: "nic",
-        policy,
+        policy: true,
         focus,
         outDir,
         timeout: "30m",
@@ -37,10 +35,11 @@ Deno.test({
         [],
       );
       // 4 Granular pod checks (http/udp × intra-pod/node-pod; sctp ones excluded), the Service,
-      // and the NetworkPolicy test when kube-router is available.
-      assert.equal(ran.length, 5 + (policy ? 1 : 0), ran.map((s) => s.name).join("\n"));
+      // and the NetworkPolicy test.
+      assert.equal(ran.length, 6, ran.map((s) => s.name).join("\n"));
       assert.equal(r.passed, ran.length);
       assert.ok(ran.some((s) => s.name.includes("Services should serve a basic endpoint")));
+      assert.ok(ran.some((s) => s.name.includes("default-deny-ingress")));
     } finally {
       await Deno.remove(outDir, { recursive: true }).catch(() => {});
     }

@@ -1,6 +1,8 @@
 /**
  * Node-level service routing in a real namespace: mangle chains + fwmark rule, idempotent,
- * leaving kube-proxy's rules alone, and actually steering NodePort replies off the pod's NIC.
+ * leaving kube-proxy's rules alone, and actually steering NodePort replies off the pod's NIC;
+ * and the mark is gone again before filter FORWARD, where a policy engine (kube-router) reads
+ * its own "accepted" bit 0x10000, natMark's default.
  */
 import assert from "node:assert/strict";
 import {
@@ -26,6 +28,42 @@ async function node() {
     await lab[Symbol.asyncDispose]();
     throw err;
   }
+}
+
+/** A nic-mode pod behind a NodePort stand-in (kube-proxy's DNAT of the node IP, ICMP only). */
+async function podBehindNodePort(
+  { lab, vpc, opts }: Awaited<ReturnType<typeof node>>,
+): Promise<string> {
+  const nic = await vpc.attachNic();
+  const podNs = await vpc.addPod();
+  const ip = vpc.podIp(1);
+  await vpc.sdnLearn([{ ip, mac: nic.mac }]);
+  await setupPod(deps, {
+    mode: "nic",
+    pod: { containerId: "np" },
+    ifName: "eth0",
+    netns: podNs,
+    ip,
+    table: 261,
+    nicMac: nic.mac,
+    vxnet: vpc.podVxnet,
+  }, opts);
+  await lab.run(vpc.node, [
+    "iptables",
+    "-t",
+    "nat",
+    "-A",
+    "PREROUTING",
+    "-d",
+    vpc.nodeIp,
+    "-p",
+    "icmp",
+    "-j",
+    "DNAT",
+    "--to-destination",
+    ip,
+  ]);
+  return ip;
 }
 
 Deno.test("service routing: ensure is idempotent, keeps kube-proxy's rules, remove restores", async () => {
@@ -60,6 +98,8 @@ Deno.test("service routing: ensure is idempotent, keeps kube-proxy's rules, remo
       "-A PREROUTING -j MARK --set-xmark 0x4000/0x4000",
       "-A PREROUTING -j HOSTNIC-PREROUTING",
       "-A OUTPUT -j HOSTNIC-OUTPUT",
+      "-A FORWARD -j HOSTNIC-FORWARD",
+      "-A HOSTNIC-FORWARD -j MARK --set-xmark 0x0/0x10000",
       `-A HOSTNIC-PREROUTING -m conntrack --ctorigdst ${vpc.nodeIp} -j MARK --set-xmark 0x10000/0x10000`,
       "-A HOSTNIC-OUTPUT -m conntrack --ctorigdst 10.96.0.0/12 -j MARK --set-xmark 0x10000/0x10000",
     ].sort(),
@@ -81,38 +121,10 @@ Deno.test("service routing: ensure is idempotent, keeps kube-proxy's rules, remo
 });
 
 Deno.test("service routing: NodePort replies leave through the node, not the pod's NIC", async () => {
-  const { lab, vpc, opts } = await node();
+  const n = await node();
+  const { lab, vpc, opts } = n;
   await using _lab = lab;
-  const nic = await vpc.attachNic();
-  const podNs = await vpc.addPod();
-  const ip = vpc.podIp(1);
-  await vpc.sdnLearn([{ ip, mac: nic.mac }]);
-  await setupPod(deps, {
-    mode: "nic",
-    pod: { containerId: "np" },
-    ifName: "eth0",
-    netns: podNs,
-    ip,
-    table: 261,
-    nicMac: nic.mac,
-    vxnet: vpc.podVxnet,
-  }, opts);
-  // kube-proxy stand-in: the node IP DNATed to the pod (ICMP keeps the test tool-free).
-  await lab.run(vpc.node, [
-    "iptables",
-    "-t",
-    "nat",
-    "-A",
-    "PREROUTING",
-    "-d",
-    vpc.nodeIp,
-    "-p",
-    "icmp",
-    "-j",
-    "DNAT",
-    "--to-destination",
-    ip,
-  ]);
+  await podBehindNodePort(n);
   const nicTx = async () => {
     const [l] = await lab.ipJson<Json[]>(vpc.node, "-s link show dev hostnic_261");
     return Number((l.stats64 as { tx: { packets: number } }).tx.packets);
@@ -129,4 +141,38 @@ Deno.test("service routing: NodePort replies leave through the node, not the pod
   const tx1 = await nicTx();
   await pingNodeFromOutside();
   assert.equal(await nicTx() - tx1, 0, "replies left through the pod's NIC");
+});
+
+Deno.test("service routing: natMark never reaches filter FORWARD (kube-router's accept bit), so NodePort traffic to a pod stays subject to policy", async () => {
+  const n = await node();
+  const { lab, vpc, opts } = n;
+  await using _lab = lab;
+  const ip = await podBehindNodePort(n);
+  await ensureServiceRouting(deps, { nodeIp: vpc.nodeIp }, opts);
+  const pingNodeFromOutside = () =>
+    deps.runner.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "-q", vpc.nodeIp], {
+      netns: vpc.vx,
+    }).then(() => true, () => false);
+  assert.ok(await pingNodeFromOutside(), "the NodePort stand-in should answer without a policy");
+  // kube-router's pod chain under a deny-all ingress policy: what its policies did not mark
+  // 0x10000/0x10000 ("accepted") is rejected. Nothing here marks, so everything must be.
+  await lab.run(vpc.node, [
+    "iptables",
+    "-A",
+    "FORWARD",
+    "-d",
+    ip,
+    "-m",
+    "mark",
+    "!",
+    "--mark",
+    "0x10000/0x10000",
+    "-j",
+    "REJECT",
+  ]);
+  assert.equal(
+    await pingNodeFromOutside(),
+    false,
+    "hostnic's natMark (0x10000) let NodePort traffic pass a deny-all policy",
+  );
 });
