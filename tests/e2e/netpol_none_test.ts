@@ -6,12 +6,17 @@
  * (tests/e2e/netpol_test.ts, with kube-router installed, shows the same policy blocking both.)
  */
 import assert from "node:assert/strict";
-import { ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
-import { Cluster, POD_VXNET } from "../../lib/testbed/cluster.ts";
+import { Cluster } from "../../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../../lib/testbed/images.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
 import { RealNode } from "../../lib/testbed/node.ts";
-import { busyboxDeployment, httpGet, podsOf, waitAvailable } from "./k8s_node_helpers.ts";
+import {
+  busyboxDeployment,
+  httpGet,
+  installHostnicNicMode,
+  podsOf,
+  waitAvailable,
+} from "./k8s_node_helpers.ts";
 
 Deno.test({
   name: "no policy engine: a default-deny NetworkPolicy blocks nothing on hostnic (two real nodes)",
@@ -33,18 +38,7 @@ Deno.test({
     const archives = images.map((i) => ({ archive: i.archive }));
     await using n1 = await RealNode.start(cp, c.nodes[0], { name: "node-1", images: archives });
     await using n2 = await RealNode.start(cp, c.nodes[1], { name: "node-2", images: archives });
-    for (const n of ["node-1", "node-2"]) {
-      await cp.kubectlOk(["annotate", "node", n, `${ANNOTATION_VXNET}=${POD_VXNET}`]);
-    }
-    await cp.installHostnic({ credentials: n1.credentials });
-    await cp.kubectlOk([
-      "-n",
-      "kube-system",
-      "rollout",
-      "status",
-      "daemonset/hostnic-node",
-      "--timeout=240s",
-    ]);
+    await installHostnicNicMode(cp, [n1, n2]);
     await cp.apply(busyboxDeployment({ name: "srv", replicas: 1, node: "node-1" }));
     await cp.apply(busyboxDeployment({ name: "same", replicas: 1, node: "node-1" }));
     await cp.apply(busyboxDeployment({ name: "other", replicas: 1, node: "node-2" }));

@@ -11,13 +11,18 @@
  * not pre-set kube-router's "accepted" bit (lib/linux/service.ts HOSTNIC-FORWARD).
  */
 import assert from "node:assert/strict";
-import { ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
-import { Cluster, POD_VXNET } from "../../lib/testbed/cluster.ts";
+import { Cluster } from "../../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../../lib/testbed/images.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
 import { RealNode } from "../../lib/testbed/node.ts";
 import { installKubeRouter } from "../../lib/testbed/policy.ts";
-import { busyboxDeployment, httpGet, podsOf, waitAvailable } from "./k8s_node_helpers.ts";
+import {
+  busyboxDeployment,
+  httpGet,
+  installHostnicNicMode,
+  podsOf,
+  waitAvailable,
+} from "./k8s_node_helpers.ts";
 
 const DENY_ALL = JSON.stringify({
   apiVersion: "networking.k8s.io/v1",
@@ -64,18 +69,7 @@ Deno.test({
     await using n2 = await RealNode.start(cp, c.nodes[1], { name: "node-2", images });
     const nodes = [n1, n2];
 
-    for (const n of nodes) {
-      await cp.kubectlOk(["annotate", "node", n.name, `${ANNOTATION_VXNET}=${POD_VXNET}`]);
-    }
-    await cp.installHostnic({ credentials: n1.credentials });
-    await cp.kubectlOk([
-      "-n",
-      "kube-system",
-      "rollout",
-      "status",
-      "daemonset/hostnic-node",
-      "--timeout=240s",
-    ]);
+    await installHostnicNicMode(cp, nodes);
     const t1 = performance.now();
     await installKubeRouter(cp, nodes);
     log(`kube-router running and synced on both nodes in ${elapsed(t1)} s`);
