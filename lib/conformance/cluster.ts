@@ -17,6 +17,7 @@ import { hostnicImage } from "../testbed/images.ts";
 import { conformanceImages } from "../testbed/images_e2e.ts";
 import { ControlPlane } from "../testbed/kube.ts";
 import { RealNode } from "../testbed/node.ts";
+import { SHARED_MODE_OBJECTS } from "../testbed/shared.ts";
 import { installKubeRouter } from "../testbed/policy.ts";
 
 export type Mode = "nic" | "shared";
@@ -152,18 +153,7 @@ export class ConformanceCluster implements AsyncDisposable {
       "crd/ipamblocks.network.qingcloud.com",
       "crd/ipamhandles.network.qingcloud.com",
     ]);
-    await cp.apply(JSON.stringify({
-      apiVersion: "network.qingcloud.com/v1alpha1",
-      kind: "VxNetPool",
-      metadata: { name: "v-pool" },
-      spec: { vxnets: [{ name: POD_VXNET }], blockSize: 26 },
-    }));
-    await cp.apply(JSON.stringify({
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "hostnic-ipam-config", namespace: "kube-system" },
-      data: { "subnet-auto-assign": "on", ipam: "{}" },
-    }));
+    for (const o of SHARED_MODE_OBJECTS) await cp.apply(o);
     const deadline = Date.now() + 180_000;
     for (;;) {
       const r = await cp.kubectl(["get", "vxnetpool", "v-pool", "-o", "jsonpath={.status.ready}"]);

@@ -225,3 +225,22 @@ export async function blockHolders(
   }
   return out;
 }
+
+/**
+ * Seed 001 steps 4 and 5 as objects to `kubectl apply`: the VxNetPool `v-pool` over the pod vxnet
+ * (blocks of /26) and `hostnic-ipam-config` with every new namespace auto-assigned to it.
+ */
+export const SHARED_MODE_OBJECTS: readonly string[] = [
+  JSON.stringify({
+    apiVersion: "network.qingcloud.com/v1alpha1",
+    kind: "VxNetPool",
+    metadata: { name: "v-pool" },
+    spec: { vxnets: [{ name: POD_VXNET }], blockSize: 26 },
+  }),
+  JSON.stringify({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "hostnic-ipam-config", namespace: "kube-system" },
+    data: { "subnet-auto-assign": "on", ipam: "{}" },
+  }),
+];

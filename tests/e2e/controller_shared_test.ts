@@ -12,6 +12,7 @@ import { describeAllVips } from "../../lib/iaas/paginate.ts";
 import { parseIpamConfig } from "../../lib/ipam/mod.ts";
 import { Cluster, POD_VXNET } from "../../lib/testbed/cluster.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
+import { SHARED_MODE_OBJECTS } from "../../lib/testbed/shared.ts";
 import { ControllerProc } from "../helpers/controller_proc.ts";
 import { blockHolders, createPods, startDaemonOn } from "../helpers/shared_bed.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -56,18 +57,7 @@ Deno.test({
         port: 31900 + Math.floor(Math.random() * 90),
       });
       // Seed 001 steps 4 and 5.
-      await cp.apply(JSON.stringify({
-        apiVersion: "network.qingcloud.com/v1alpha1",
-        kind: "VxNetPool",
-        metadata: { name: "v-pool" },
-        spec: { vxnets: [{ name: POD_VXNET }], blockSize: 26 },
-      }));
-      await cp.apply(JSON.stringify({
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: { name: "hostnic-ipam-config", namespace: "kube-system" },
-        data: { "subnet-auto-assign": "on", ipam: "{}" },
-      }));
+      for (const o of SHARED_MODE_OBJECTS) await cp.apply(o);
       await waitFor(
         "v-pool ready",
         async () => (await cp.getJson<Obj>(["vxnetpool", "v-pool"])).status?.ready,
