@@ -2,7 +2,7 @@
  * Shared mode's Kubernetes side: the mode decision at start (shared when VxNetPool `v-pool` is
  * ready and ConfigMap `kube-system/hostnic-ipam-config` exists; a change later needs a restart,
  * announced in the log like a hostnic-cfg-cm change), the IPAM stores and allocator, the
- * ConfigMap read on every ADD, and Calico's pod IP annotations.
+ * ConfigMap's watched copy (namespace mappings), and Calico's pod IP annotations.
  *
  * Loaded only by the daemon in Kubernetes mode (dynamic import): it pulls the Kubernetes client.
  */
@@ -115,11 +115,14 @@ export async function startSharedKube(
     ? { shared: false, reason: `VxNetPool "${VXNET_POOL_NAME}" cannot be read (${unreadable})` }
     : decideMode({ vpool, ipamConfig: ipamData });
   log.info(`${decision.shared ? "shared" : "nic"} mode: ${decision.reason}`);
-  // A later change of the ConfigMap's existence needs a restart, like hostnic-cfg-cm.
+  // A later change of the ConfigMap's existence needs a restart, like hostnic-cfg-cm. The watch
+  // also keeps the copy ADDs resolve namespaces with (no read per ADD).
   let latest = ipamData;
+  let watched = false;
   let first = true;
   const watch: KubeWatch = o.kube.watchConfigMap(HOSTNIC_NAMESPACE, IPAM_CONFIG_MAP, (data) => {
     latest = data;
+    watched = true;
     if (first) {
       first = false;
       return;
@@ -153,22 +156,27 @@ export async function startSharedKube(
     counters,
   }, o.cooldownMs !== undefined ? { cooldownMs: o.cooldownMs } : {});
   const core = kc.makeApiClient(k8s.CoreV1Api);
+  /** The last ConfigMap data parsed (the watch's copy is parsed once, not per ADD). */
+  let parsed: { data: Record<string, string>; config: IpamConfig } | undefined;
   const sharedKube: SharedKube = {
-    async ipamConfig(): Promise<IpamConfig> {
-      // The watch's copy when it has one; the API otherwise (the watch may lag a new mapping).
-      const data = await o.kube.getConfigMap(HOSTNIC_NAMESPACE, IPAM_CONFIG_MAP).catch(() =>
-        latest
-      );
+    async ipamConfig(opts: { fresh?: boolean } = {}): Promise<IpamConfig> {
+      // The watch's copy once it has delivered; a read when asked (a namespace the copy does not
+      // map: the watch may lag a new mapping) or before, the copy if that read fails.
+      const data = !opts.fresh && watched ? latest : await o.kube.getConfigMap(
+        HOSTNIC_NAMESPACE,
+        IPAM_CONFIG_MAP,
+      ).catch(() => latest);
       if (data === undefined) {
         throw new Error(
           `ConfigMap ${HOSTNIC_NAMESPACE}/${IPAM_CONFIG_MAP} is gone; shared mode cannot map ` +
             `namespaces (key "${IPAM_CONFIG.ipamKey}")`,
         );
       }
-      return parseIpamConfig(data);
+      if (data !== parsed?.data) parsed = { data, config: parseIpamConfig(data) };
+      return parsed.config;
     },
-    async podAnnotations(namespace, name) {
-      return (await o.kube.getPod(namespace, name))?.annotations;
+    async podAnnotations(pod) {
+      return (await o.kube.getPod(pod.namespace, pod.name))?.annotations;
     },
     ...(o.calico
       ? {
