@@ -107,6 +107,8 @@ interface Choice {
   block: Block;
   pick: Pick;
   borrowed: boolean;
+  /** Takes back the promise of the ordinal (made when it was picked). */
+  unpromise: () => void;
 }
 
 /** What a request may use: blocks in preference order, plus why some pools were skipped. */
@@ -188,7 +190,6 @@ export class Ipam {
           continue;
         }
         const ordinal = choice.pick.ordinal;
-        const unpromise = this.#promise(choice.block.name, ordinal);
         try {
           if (!handle) {
             const got = await createHandle(this.#handleDeps(), {
@@ -226,7 +227,7 @@ export class Ipam {
           if (req.fixedIp !== undefined) throwIfRefused(req.fixedIp, out, choice.block.name);
           this.#lostRound(round);
         } finally {
-          unpromise();
+          choice.unpromise();
         }
       }
     } catch (e) {
@@ -416,27 +417,28 @@ export class Ipam {
   async #choose(req: ValidRequest, fresh: boolean): Promise<Choice> {
     const scope = await this.#scope(req, fresh);
     const mine = hostAffinity(req.node);
+    // Each pick is promised in the same synchronous step that saw the promises of the others.
     const affine = this.#best(scope.blocks.filter((b) => b.spec.affinity === mine));
-    if (affine) return { block: affine.block, pick: affine.pick, borrowed: false };
+    if (affine) return this.#take(affine.block, affine.pick, false);
     const claimed = await this.#claimInScope(req.node, scope, req);
     if (claimed) {
       const pick = pickOrdinal(this.#projected(claimed).spec, this.#pickOpts());
-      if (pick) return { block: claimed, pick, borrowed: false };
+      if (pick) return this.#take(claimed, pick, false);
     }
     // Claiming found nothing free: other nodes claimed meanwhile, so borrow from a fresh read.
     const now = await this.#scope(req, true);
     const own = this.#best(now.blocks.filter((b) => b.spec.affinity === mine));
-    if (own) return { block: own.block, pick: own.pick, borrowed: false };
+    if (own) return this.#take(own.block, own.pick, false);
     const foreign = this.#best(now.blocks.filter((b) => b.spec.affinity !== mine));
-    if (foreign) return { block: foreign.block, pick: foreign.pick, borrowed: true };
+    if (foreign) return this.#take(foreign.block, foreign.pick, true);
     throw new IpamExhaustedError(now.names, now.details);
   }
 
-  /** Blocks the request may use (copies, or a fresh list), promised ordinals taken out. */
+  /** Blocks the request may use (copies, or a fresh list). */
   async #scope(req: ValidRequest, fresh: boolean): Promise<Scope> {
     const listed = await this.#cache.list({ fresh });
     const existing = new Set(listed.map((b) => b.name));
-    const all = listed.filter((b) => !b.spec.deleted).map((b) => this.#projected(b));
+    const all = listed.filter((b) => !b.spec.deleted);
     const pools = new Map<string, IpPoolSpec>();
     const details: string[] = [];
     if (req.blocks?.length) {
@@ -472,7 +474,9 @@ export class Ipam {
   /** Claims an unclaimed block in scope: a named one (namespace mapping) or one of a pool. */
   async #claimInScope(node: string, scope: Scope, req: ValidRequest): Promise<Block | undefined> {
     if (req.blocks?.length) {
-      const free = scope.blocks.find((b) => b.spec.affinity === null && b.spec.unallocated.length);
+      const free = scope.blocks.find((b) =>
+        b.spec.affinity === null && this.#projected(b).spec.unallocated.length
+      );
       if (!free) return undefined;
       const out = await this.#writer.submit(free.name, {
         kind: "claim",
@@ -489,11 +493,19 @@ export class Ipam {
     return undefined;
   }
 
-  /** The best address over `blocks`: the first rested one, else the one released longest ago. */
+  /** A choice of `pick` in `block`, its ordinal promised to the caller. */
+  #take(block: Block, pick: Pick, borrowed: boolean): Choice {
+    return { block, pick, borrowed, unpromise: this.#promise(block.name, pick.ordinal) };
+  }
+
+  /**
+   * The best address over `blocks` (promised ordinals left out): the first rested one, else the
+   * one released longest ago.
+   */
   #best(blocks: Block[]): { block: Block; pick: Pick } | undefined {
     let cooling: { block: Block; pick: Pick } | undefined;
     for (const block of blocks) {
-      const pick = pickOrdinal(block.spec, this.#pickOpts());
+      const pick = pickOrdinal(this.#projected(block).spec, this.#pickOpts());
       if (!pick) continue;
       if (!pick.cooling) return { block, pick };
       if (!cooling || (pick.releasedAt ?? 0) < (cooling.pick.releasedAt ?? 0)) {
@@ -515,7 +527,7 @@ export class Ipam {
         // Refused only on a fresh read: the copy may predate the holder's release.
         const now = await this.#cache.read(block.name);
         if (!now || now.spec.deleted) return this.#chooseFixed(ip, req, true);
-        block = this.#projected(now);
+        block = now;
         holder = holderOf(block.spec, ordinal);
       }
       if (holder?.handle_id === RESERVED_HANDLE) {
@@ -524,11 +536,11 @@ export class Ipam {
       if (holder && holder.handle_id !== req.handle) throw ipInUse(ip, holder);
       const at = block.spec.releasedAt[String(ordinal)];
       const cooling = at !== undefined && this.deps.now() - at < this.#cooldownMs;
-      return {
+      return this.#take(
         block,
-        pick: { ordinal, cooling, ...(at !== undefined ? { releasedAt: at } : {}) },
-        borrowed: block.spec.affinity !== hostAffinity(req.node),
-      };
+        { ordinal, cooling, ...(at !== undefined ? { releasedAt: at } : {}) },
+        block.spec.affinity !== hostAffinity(req.node),
+      );
     }
     for (const [name, spec] of scope.pools) {
       const cidr = parseCidr(spec.cidr);
@@ -557,11 +569,7 @@ export class Ipam {
       // AlreadyExists (another node created it meanwhile) makes the caller choose again.
       const created = await this.#cache.create(bName, spec0);
       this.#counters.claims++;
-      return {
-        block: created,
-        pick: { ordinal: ordinalOf(spec0, n)!, cooling: false },
-        borrowed: false,
-      };
+      return this.#take(created, { ordinal: ordinalOf(spec0, n)!, cooling: false }, false);
     }
     throw new IpOutsidePoolsError(ip, scope.names);
   }
