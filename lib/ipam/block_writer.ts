@@ -39,7 +39,8 @@ export type BlockOp =
 
 export type BlockOutcome =
   | { kind: "assigned"; block: Block; sequence: number }
-  | { kind: "claimed"; block: Block }
+  /** `changed`: this operation set the affinity (false: it already was this one). */
+  | { kind: "claimed"; block: Block; changed: boolean }
   | {
     kind: "released";
     released: HeldAddress[];
@@ -172,10 +173,12 @@ export class BlockWriter {
           };
         }
         case "claim": {
-          if (spec.affinity === op.affinity) return { kind: "claimed", block: cur! };
+          if (spec.affinity === op.affinity) {
+            return { kind: "claimed", block: cur!, changed: false };
+          }
           if (spec.affinity !== null || spec.deleted) return { kind: "lost", reason: "claimed" };
           spec = { ...spec, affinity: op.affinity };
-          return { kind: "claimed", block: cur! };
+          return { kind: "claimed", block: cur!, changed: true };
         }
       }
     });

@@ -358,7 +358,7 @@ export class Ipam {
       if (free) {
         const out = await this.#writer.submit(free.name, { kind: "claim", affinity: mine });
         if (out.kind !== "claimed") throw new ConflictError("IPAMBlock", free.name);
-        this.#counters.claims++;
+        if (out.changed) this.#counters.claims++;
         return this.#projected(out.block);
       }
       const have = new Set(blocks.map((b) => b.spec.cidr));
@@ -474,17 +474,21 @@ export class Ipam {
   /** Claims an unclaimed block in scope: a named one (namespace mapping) or one of a pool. */
   async #claimInScope(node: string, scope: Scope, req: ValidRequest): Promise<Block | undefined> {
     if (req.blocks?.length) {
-      const free = scope.blocks.find((b) =>
+      // In the configured order; one another node claimed first is passed over (the writer
+      // decided that on a fresh read), so borrowing waits until no block is left.
+      const free = scope.blocks.filter((b) =>
         b.spec.affinity === null && this.#projected(b).spec.unallocated.length
       );
-      if (!free) return undefined;
-      const out = await this.#writer.submit(free.name, {
-        kind: "claim",
-        affinity: hostAffinity(node),
-      });
-      if (out.kind !== "claimed") return undefined; // claimed by another node: borrow instead
-      this.#counters.claims++;
-      return out.block;
+      for (const b of free) {
+        const out = await this.#writer.submit(b.name, {
+          kind: "claim",
+          affinity: hostAffinity(node),
+        });
+        if (out.kind !== "claimed") continue;
+        if (out.changed) this.#counters.claims++;
+        return out.block;
+      }
+      return undefined;
     }
     for (const pool of scope.pools.keys()) {
       const claimed = await this.claimBlock(node, pool, { exclude: req.excludeBlocks ?? [] });

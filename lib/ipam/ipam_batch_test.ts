@@ -4,7 +4,8 @@
  * never conflict with each other; stale copies cost a re-read, never a duplicate or a wrong refusal.
  */
 import assert from "node:assert/strict";
-import { allocationsOf, checkBlock } from "./block.ts";
+import { allocationsOf, checkBlock, newBlock } from "./block.ts";
+import { blockName } from "./reserve.ts";
 import { IpInUseError } from "./errors.ts";
 import { type Allocation, Ipam, IpamCounters } from "./ipam.ts";
 import {
@@ -272,4 +273,26 @@ Deno.test("a release with a stale handle version falls back to reading the handl
   assert.deepEqual(r.released.map((x) => x.ip), [a.ip]);
   assert.equal(await w.raw.handles.get(a.handle), undefined);
   assert.equal((await w.consistent()).size, 0);
+});
+
+Deno.test("two nodes claiming one namespace block at once: the loser claims the next, never borrows", async () => {
+  const w = await setup();
+  const names = ["10.0.0.0/26", "10.0.0.64/26"].map((cidr) => blockName(cidr));
+  for (const [i, cidr] of ["10.0.0.0/26", "10.0.0.64/26"].entries()) {
+    await w.raw.blocks.create(names[i], newBlock({ pool: "vxnet-a", spec: POOL, cidr }));
+  }
+  const c2 = new IpamCounters();
+  const n2 = w.make(c2);
+  const [a, b] = await Promise.all([
+    w.ipam.allocate({ ...w.req("n1"), pools: undefined, blocks: names }),
+    n2.allocate({ ...w.req("n2"), pools: undefined, blocks: names }),
+  ]);
+  assert.equal(a.borrowed, false);
+  assert.equal(b.borrowed, false);
+  assert.notEqual(a.block, b.block);
+  const affinity = new Map((await w.raw.blocks.list()).map((x) => [x.name, x.spec.affinity]));
+  assert.equal(affinity.get(a.block), "host:n1");
+  assert.equal(affinity.get(b.block), "host:n2");
+  assert.ok(w.counters.conflicts + c2.conflicts > 0, "the two claims raced");
+  await w.consistent();
 });
