@@ -12,21 +12,20 @@
  * gets a block, then the DaemonSet restarted as docs/operations.md says, since a daemon decides its
  * mode when it starts).
  */
-import { Cluster, POD_VXNET } from "../testbed/cluster.ts";
+import { Cluster } from "../testbed/cluster.ts";
 import { hostnicImage } from "../testbed/images.ts";
 import { conformanceImages } from "../testbed/images_e2e.ts";
 import { ControlPlane } from "../testbed/kube.ts";
 import { RealNode } from "../testbed/node.ts";
-import { SHARED_MODE_OBJECTS } from "../testbed/shared.ts";
+import { type HostnicMode, installHostnicIn, rollout } from "../testbed/install.ts";
 import { installKubeRouter } from "../testbed/policy.ts";
 
-export type Mode = "nic" | "shared";
+export type Mode = HostnicMode;
 
 const REPO = new URL("../../", import.meta.url).pathname;
 export const COREDNS_MANIFEST = `${REPO}conformance/coredns.yaml`;
 /** The kube-dns Service address (conformance/coredns.yaml) and the kubelets' clusterDNS. */
 export const CLUSTER_DNS = "10.43.0.10";
-const ANNOTATION_VXNET = "hostnic.network.kubesphere.io/vxnet";
 
 export interface ConformanceClusterOptions {
   mode: Mode;
@@ -103,24 +102,14 @@ export class ConformanceCluster implements AsyncDisposable {
         );
       }
     });
-    const [n1] = this.nodes;
     await this.#phase(`hostnic (${o.mode} mode)`, log, async () => {
-      if (o.mode === "nic") {
-        // docs/install.md: "set pool.vxNets or plan to annotate the nodes" — we annotate.
-        for (const n of this.nodes) {
-          await cp.kubectlOk(["annotate", "node", n.name, `${ANNOTATION_VXNET}=${POD_VXNET}`]);
-        }
-      }
-      for (const d of await cp.installHostnic({ credentials: n1.credentials })) {
+      for (const d of await installHostnicIn(cp, this.nodes, o.mode, { log })) {
         log(`differs from docs/install.md: ${d}`);
       }
-      // Shared mode: the daemons (nodes without a vxnet yet) are restarted once v-pool is ready.
-      if (o.mode === "shared") await this.#shared(log);
-      await this.#rollout("daemonset/hostnic-node");
     });
     await this.#phase("CoreDNS", log, async () => {
       await cp.kubectlOk(["apply", "-f", COREDNS_MANIFEST]);
-      await this.#rollout("deployment/coredns");
+      await rollout(cp, "deployment/coredns");
     });
     if (o.policy) {
       await this.#phase("kube-router", log, async () => {
@@ -139,48 +128,6 @@ export class ConformanceCluster implements AsyncDisposable {
         "--timeout=180s",
       ]);
     });
-  }
-
-  /** docs/shared-mode.md steps 4–5, then the restart of docs/operations.md's migration. */
-  async #shared(log: (l: string) => void): Promise<void> {
-    const cp = this.cp;
-    await cp.kubectlOk([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/vxnetpools.network.qingcloud.com",
-      "crd/ippools.network.qingcloud.com",
-      "crd/ipamblocks.network.qingcloud.com",
-      "crd/ipamhandles.network.qingcloud.com",
-    ]);
-    for (const o of SHARED_MODE_OBJECTS) await cp.apply(o);
-    const deadline = Date.now() + 180_000;
-    for (;;) {
-      const r = await cp.kubectl(["get", "vxnetpool", "v-pool", "-o", "jsonpath={.status.ready}"]);
-      if (r.stdout.trim() === "true") break;
-      if (Date.now() > deadline) {
-        const st = await cp.kubectl(["get", "vxnetpool", "v-pool", "-o", "yaml"]);
-        throw new Error(`v-pool not ready after 180 s:\n${st.stdout}${st.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    log("v-pool ready; restarting the DaemonSet so the daemons start in shared mode");
-    await cp.kubectlOk(["-n", "kube-system", "rollout", "restart", "daemonset/hostnic-node"]);
-  }
-
-  async #rollout(what: string): Promise<void> {
-    const r = await this.cp.kubectl([
-      "-n",
-      "kube-system",
-      "rollout",
-      "status",
-      what,
-      "--timeout=300s",
-    ]);
-    if (r.code !== 0) {
-      const pods = await this.cp.kubectl(["-n", "kube-system", "get", "pods", "-o", "wide"]);
-      throw new Error(`${what} did not roll out: ${r.stderr.trim()}\n${pods.stdout}`);
-    }
   }
 
   async close(): Promise<void> {

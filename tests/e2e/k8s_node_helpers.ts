@@ -2,9 +2,7 @@
  * Helpers of tests/e2e/k8s_node_test.ts (real nodes): manifests, kubectl waits with diagnostics,
  * a pod's cloud NIC and its packet counters, pings that run across a step, Service polling.
  */
-import { ANNOTATION_VXNET } from "../../lib/k8s/annotations.ts";
 import { CommandRunner } from "../../lib/linux/exec.ts";
-import { POD_VXNET } from "../../lib/testbed/cluster.ts";
 import type { ControlPlane } from "../../lib/testbed/kube.ts";
 import type { RealNode } from "../../lib/testbed/node.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -143,26 +141,4 @@ export async function waitAvailable(
         : []),
     ].join("\n"),
   );
-}
-
-/**
- * hostnic in nic mode as docs/install.md says: each node annotated with the pod vxnet, the qcsecret
- * Secret and deploy/hostnic.yaml applied, then the DaemonSet's rollout awaited.
- */
-export async function installHostnicNicMode(
-  cp: ControlPlane,
-  nodes: readonly RealNode[],
-): Promise<void> {
-  for (const n of nodes) {
-    await cp.kubectlOk(["annotate", "node", n.name, `${ANNOTATION_VXNET}=${POD_VXNET}`]);
-  }
-  await cp.installHostnic({ credentials: nodes[0].credentials });
-  await cp.kubectlOk([
-    "-n",
-    "kube-system",
-    "rollout",
-    "status",
-    "daemonset/hostnic-node",
-    "--timeout=240s",
-  ]);
 }

@@ -9,14 +9,9 @@ import assert from "node:assert/strict";
 import { Cluster } from "../../lib/testbed/cluster.ts";
 import { busyboxImage, hostnicImage, pauseImage } from "../../lib/testbed/images.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
+import { installHostnicIn } from "../../lib/testbed/install.ts";
 import { RealNode } from "../../lib/testbed/node.ts";
-import {
-  busyboxDeployment,
-  httpGet,
-  installHostnicNicMode,
-  podsOf,
-  waitAvailable,
-} from "./k8s_node_helpers.ts";
+import { busyboxDeployment, httpGet, podsOf, waitAvailable } from "./k8s_node_helpers.ts";
 
 Deno.test({
   name: "no policy engine: a default-deny NetworkPolicy blocks nothing on hostnic (two real nodes)",
@@ -38,7 +33,7 @@ Deno.test({
     const archives = images.map((i) => ({ archive: i.archive }));
     await using n1 = await RealNode.start(cp, c.nodes[0], { name: "node-1", images: archives });
     await using n2 = await RealNode.start(cp, c.nodes[1], { name: "node-2", images: archives });
-    await installHostnicNicMode(cp, [n1, n2]);
+    await installHostnicIn(cp, [n1, n2], "nic");
     await cp.apply(busyboxDeployment({ name: "srv", replicas: 1, node: "node-1" }));
     await cp.apply(busyboxDeployment({ name: "same", replicas: 1, node: "node-1" }));
     await cp.apply(busyboxDeployment({ name: "other", replicas: 1, node: "node-2" }));
