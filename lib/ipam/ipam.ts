@@ -1,23 +1,32 @@
 /**
  * The block allocator: hands out pod addresses from IPAMBlocks over a `CasStore`, never twice.
  *
- * - Every block write is a compare-and-swap on its resourceVersion; a lost race re-reads and
- *   recomputes (bounded, jittered retries; `IpamRetryError` after `maxAttempts`).
+ * - Every block write is a compare-and-swap on its resourceVersion, and every block write of this
+ *   instance goes through one group-commit writer (block_writer.ts): concurrent allocations and
+ *   releases on one block queue while a write of it is in flight and go out together in the next
+ *   one, so this instance's calls never conflict with each other; a conflict (another node, the
+ *   controller) recomputes the batch from a fresh read (bounded, jittered retries).
+ * - Blocks are read from this instance's copies (block_cache.ts): a normal allocation is one
+ *   handle create and one block write, nothing read. Copies may be stale; the compare-and-swap is
+ *   the arbiter, and a refusal (address in use, nothing free) is only ever made on a fresh read.
+ * - Choosing an address promises its ordinal to the caller until the write says yes or no, so
+ *   concurrent calls choose different addresses from the same copy.
  * - A node allocates from blocks affine to it (`host:<node>`); when they are full it claims an
  *   unclaimed block of the pool (creating it from the pool's CIDR if the controller has not);
  *   only when no block is free anywhere does it borrow an address from another node's block.
  * - Free addresses are reused FIFO; an address released less than `cooldownMs` ago is taken only
  *   when the node's blocks hold no rested one (cooling addresses count as capacity, so they never
  *   make a node claim more blocks).
- * - The IPAMHandle (`<containerID>.<ifname>`) is written before the block, so a crash in between
- *   leaves a handle pointing at nothing (harmless) rather than an address without a handle.
+ * - The IPAMHandle (`<containerID>.<ifname>`) is written before the block (a create, no read
+ *   first: AlreadyExists is the idempotent path), so a crash in between leaves a handle pointing
+ *   at nothing (harmless) rather than an address without a handle. A refused allocation deletes
+ *   the handle it created.
  * - Each allocation carries the block's sequence number; a release naming another sequence frees
  *   nothing, so a GC can never free an address re-allocated after its scan.
  * Callers must not run two calls for the same handle at once (CNI never does for one container).
  */
 import {
   allocationsOf,
-  assignOrdinal,
   type BlockStats,
   holderOf,
   ipOf,
@@ -25,19 +34,22 @@ import {
   ordinalOf,
   type Pick,
   pickOrdinal,
-  releaseOrdinals,
   sumBlockStats,
 } from "./block.ts";
+import { BlockCache } from "./block_cache.ts";
+import { BlockWriter, ipInUse, throwIfRefused } from "./block_writer.ts";
 import {
+  AlreadyExistsError,
   ConflictError,
   IpamExhaustedError,
   IpamRequestError,
-  IpInUseError,
+  IpamRetryError,
   IpOutsidePoolsError,
   IpReservedError,
 } from "./errors.ts";
+import { HostnicError } from "../errors.ts";
 import { cidrContains, parseCidr, parseIp } from "./ip.ts";
-import { casRetry, IpamCounters } from "./cas_retry.ts";
+import { casRetry, type CasRetryOptions, IpamCounters } from "./cas_retry.ts";
 import {
   type AllocateRequest,
   type Allocation,
@@ -45,6 +57,8 @@ import {
   requestSchema,
   type ValidRequest,
 } from "./request.ts";
+import { releaseHandle } from "./release.ts";
+import { createHandle, type HandleWriteDeps, namesOnly, setHandle } from "./handle_write.ts";
 
 export { IpamCounters } from "./cas_retry.ts";
 export type { AllocateRequest, Allocation, ReleasedAddress, ReleaseResult } from "./request.ts";
@@ -56,7 +70,13 @@ import {
   type PoolStore,
   type Versioned,
 } from "./store.ts";
-import { type BlockSpec, hostAffinity, type IpPoolSpec, RESERVED_HANDLE } from "./types.ts";
+import {
+  type BlockSpec,
+  type HandleSpec,
+  hostAffinity,
+  type IpPoolSpec,
+  RESERVED_HANDLE,
+} from "./types.ts";
 
 export interface IpamDeps {
   blocks: BlockStore;
@@ -80,26 +100,62 @@ export interface IpamOptions {
   backoff?: { baseMs: number; capMs: number };
 }
 
+type Block = Versioned<BlockSpec>;
+
 /** One allocation attempt's decision: which ordinal of which block, and how it was found. */
 interface Choice {
-  block: Versioned<BlockSpec>;
+  block: Block;
   pick: Pick;
   borrowed: boolean;
+  /** Takes back the promise of the ordinal (made when it was picked). */
+  unpromise: () => void;
+}
+
+/** What a request may use: blocks in preference order, plus why some pools were skipped. */
+interface Scope {
+  blocks: Block[];
+  pools: Map<string, IpPoolSpec>;
+  names: string[];
+  details: string[];
+  /** Names of every block object, deleted ones included. */
+  existing: Set<string>;
 }
 
 export class Ipam {
   readonly #cooldownMs: number;
   readonly #maxAttempts: number;
-  readonly #backoff: { baseMs: number; capMs: number };
   readonly #counters: IpamCounters;
+  readonly #retryOpts: CasRetryOptions;
+  readonly #cache: BlockCache;
+  readonly #writer: BlockWriter;
+  /** Block name → ordinals promised to allocations in flight (chosen, not yet written). */
+  readonly #promised = new Map<string, Set<number>>();
   /** In-flight claims by (node, pool, exclusions). */
-  readonly #claims = new Map<string, Promise<Versioned<BlockSpec> | undefined>>();
+  readonly #claims = new Map<string, Promise<Block | undefined>>();
 
   constructor(private readonly deps: IpamDeps, opts: IpamOptions = {}) {
     this.#cooldownMs = opts.cooldownMs ?? 30_000;
     this.#maxAttempts = opts.maxAttempts ?? 16;
-    this.#backoff = opts.backoff ?? { baseMs: 5, capMs: 250 };
     this.#counters = deps.counters ?? new IpamCounters();
+    this.#retryOpts = {
+      maxAttempts: this.#maxAttempts,
+      backoff: opts.backoff ?? { baseMs: 5, capMs: 250 },
+      counters: this.#counters,
+      sleep: deps.sleep,
+      random: deps.random,
+    };
+    this.#cache = new BlockCache(deps.blocks);
+    this.#writer = new BlockWriter({ cache: this.#cache, retry: this.#retryOpts, now: deps.now });
+  }
+
+  /** Block writes (compare-and-swap attempts) this instance sent. */
+  get blockWrites(): number {
+    return this.#writer.writes;
+  }
+
+  /** The blocks as this instance last saw them (a list when it has seen none): no fresh read. */
+  cachedBlocks(): Promise<Block[]> {
+    return this.#cache.list();
   }
 
   /**
@@ -114,82 +170,98 @@ export class Ipam {
       throw new IpamRequestError(issue.path.join(".") || "request", issue.message);
     }
     const req = parsed.data;
-    handleName(req.handle); // refuses handles no object name can carry
-    const existing = await this.addressesOf(req.handle);
-    if (existing.length > 0) return existing[0];
+    const name = handleName(req.handle); // refuses handles no object name can carry
     const secondary = { namespace: req.namespace, pod: req.pod, node: req.node };
-    const result = await this.#retry("allocate", async () => {
-      const choice = req.fixedIp !== undefined
-        ? await this.#chooseFixed(req.fixedIp, req)
-        : await this.#choose(req);
-      return await this.#commit(choice, { handle: req.handle, secondary });
-    });
-    this.#counters.allocations++;
-    if (result.borrowed) this.#counters.borrows++;
-    return result;
+    /** The handle object as this call last wrote it. */
+    let handle: Versioned<HandleSpec> | undefined;
+    try {
+      for (let round = 1;; round++) {
+        // After a lost round, choose from a fresh list.
+        const fresh = round > 1;
+        let choice: Choice;
+        try {
+          choice = req.fixedIp !== undefined
+            ? await this.#chooseFixed(req.fixedIp, req, fresh)
+            : await this.#choose(req, fresh);
+        } catch (e) {
+          // A block created or claimed by someone else meanwhile: choose again.
+          if (!(e instanceof AlreadyExistsError || e instanceof ConflictError)) throw e;
+          this.#lostRound(round, e);
+          continue;
+        }
+        const ordinal = choice.pick.ordinal;
+        try {
+          if (!handle) {
+            const got = await createHandle(this.#handleDeps(), {
+              name,
+              handleId: req.handle,
+              block: choice.block.name,
+            });
+            if ("existing" in got) return got.existing;
+            handle = got.handle;
+          } else if (!namesOnly(handle.spec, choice.block.name)) {
+            handle = await setHandle(this.#handleDeps(), {
+              name,
+              handleId: req.handle,
+              block: choice.block.name,
+            }, handle);
+          }
+          const out = await this.#writer.submit(choice.block.name, {
+            kind: "assign",
+            handle: req.handle,
+            secondary,
+            ordinal,
+          });
+          if (out.kind === "assigned") {
+            this.#counters.allocations++;
+            if (choice.borrowed) this.#counters.borrows++;
+            if (choice.pick.cooling) this.#counters.coolingReuses++;
+            return await this.#allocation(out.block, {
+              ordinal,
+              handle: req.handle,
+              sequence: out.sequence,
+              borrowed: choice.borrowed,
+              handleVersion: handle.resourceVersion,
+            });
+          }
+          if (req.fixedIp !== undefined) throwIfRefused(req.fixedIp, out, choice.block.name);
+          this.#lostRound(round);
+        } finally {
+          choice.unpromise();
+        }
+      }
+    } catch (e) {
+      // A refused allocation is certainly not in any block: its handle goes too. After any
+      // other failure the block may hold the address, and the handle must keep pointing at it.
+      if (handle && e instanceof HostnicError && e.code.startsWith("IPAM_")) {
+        await this.deps.handles.delete(name, { resourceVersion: handle.resourceVersion })
+          .catch(() => {});
+      }
+      throw e;
+    }
   }
 
   /**
    * Frees what `handle` holds; with `sequence`, only the allocation carrying it; with `ip`, only
    * that address. Releasing an unknown handle frees nothing and succeeds. The handle is deleted
-   * once it holds nothing.
+   * once it holds nothing. With the allocation's `block` and `handleVersion` the release reads
+   * nothing (one block write, batched with concurrent ones, and one handle delete).
    */
-  async release(
+  release(
     handle: string,
-    opts: { sequence?: number; ip?: string } = {},
+    opts: { sequence?: number; ip?: string; block?: string; handleVersion?: string } = {},
   ): Promise<ReleaseResult> {
-    const ipNum = opts.ip === undefined ? undefined : parseIp(opts.ip);
-    if (opts.ip !== undefined && ipNum === undefined) {
-      throw new IpamRequestError("ip", `"${opts.ip}" is not an IPv4 address`);
-    }
-    const name = handleName(handle);
-    const h = await this.deps.handles.get(name);
-    if (!h) return { released: [], kept: [] };
-    const out: ReleaseResult = { released: [], kept: [] };
-    /** Block → addresses the handle still holds there after this release. */
-    const remaining = new Map<string, number>();
-    for (const blockId of Object.keys(h.spec.block)) {
-      const r = await this.#retry("release", async () => {
-        const b = await this.deps.blocks.get(blockId);
-        if (!b) return { released: [], kept: [], left: 0 };
-        const ordinal = ipNum === undefined ? undefined : ordinalOf(b.spec, ipNum);
-        if (ipNum !== undefined && ordinal === undefined) {
-          return { released: [], kept: [], left: allocationsOf(b.spec, handle).length };
-        }
-        const outcome = releaseOrdinals(b.spec, {
-          handle,
-          now: this.deps.now(),
-          ...(opts.sequence !== undefined ? { sequence: opts.sequence } : {}),
-          ...(ordinal !== undefined ? { ordinal } : {}),
-        });
-        if (outcome.released.length > 0) {
-          await this.deps.blocks.update({ ...b, spec: outcome.spec });
-        }
-        return { ...outcome, left: allocationsOf(outcome.spec, handle).length };
-      });
-      const tag = (a: { ip: string; sequence: number }) => ({
-        ip: a.ip,
-        block: blockId,
-        sequence: a.sequence,
-      });
-      out.released.push(...r.released.map(tag));
-      out.kept.push(...r.kept.map(tag));
-      if (r.left > 0) remaining.set(blockId, r.left);
-    }
-    await this.#retry("release handle", async () => {
-      const cur = await this.deps.handles.get(name);
-      if (!cur) return;
-      if (remaining.size === 0) {
-        await this.deps.handles.delete(name, { resourceVersion: cur.resourceVersion });
-      } else {
-        await this.deps.handles.update({
-          ...cur,
-          spec: { ...cur.spec, block: Object.fromEntries(remaining) },
-        });
-      }
-    });
-    this.#counters.releases += out.released.length;
-    return out;
+    return releaseHandle(
+      {
+        handles: this.deps.handles,
+        cache: this.#cache,
+        writer: this.#writer,
+        counters: this.#counters,
+        retry: (op, fn) => casRetry(op, this.#retryOpts, fn),
+      },
+      handle,
+      opts,
+    );
   }
 
   /** Frees everything `handle` holds (CNI DEL). Idempotent; returns how many addresses it freed. */
@@ -197,30 +269,56 @@ export class Ipam {
     return (await this.release(handle)).released.length;
   }
 
-  /** Addresses `handle` holds, read from the blocks its IPAMHandle names. */
+  /** Addresses `handle` holds, read fresh from the blocks its IPAMHandle names. */
   async addressesOf(handle: string): Promise<Allocation[]> {
     const h = await this.deps.handles.get(handleName(handle));
-    if (!h) return [];
+    return h ? await this.#held(handle, h) : [];
+  }
+
+  async #held(handle: string, h: Versioned<HandleSpec>): Promise<Allocation[]> {
     const out: Allocation[] = [];
-    for (const blockId of Object.keys(h.spec.block)) {
-      const b = await this.deps.blocks.get(blockId);
+    const names = Object.keys(h.spec.block);
+    for (const blockId of names) {
+      const b = await this.#cache.read(blockId);
       if (!b) continue;
-      const pool = await this.deps.pools.get(b.spec.pool);
       for (const a of allocationsOf(b.spec, handle)) {
         const attr = holderOf(b.spec, a.ordinal)!;
-        out.push({
-          ip: a.ip,
-          handle,
-          block: b.name,
-          blockCidr: b.spec.cidr,
-          pool: b.spec.pool,
-          ...(pool?.spec.gateway ? { gateway: pool.spec.gateway } : {}),
-          sequence: a.sequence,
-          borrowed: b.spec.affinity !== hostAffinity(attr.secondary.node ?? ""),
-        });
+        out.push(
+          await this.#allocation(b, {
+            ordinal: a.ordinal,
+            handle,
+            sequence: a.sequence,
+            borrowed: b.spec.affinity !== hostAffinity(attr.secondary.node ?? ""),
+            ...(names.length === 1 ? { handleVersion: h.resourceVersion } : {}),
+          }),
+        );
       }
     }
     return out;
+  }
+
+  async #allocation(
+    b: Block,
+    o: {
+      ordinal: number;
+      handle: string;
+      sequence: number;
+      borrowed: boolean;
+      handleVersion?: string;
+    },
+  ): Promise<Allocation> {
+    const pool = await this.deps.pools.get(b.spec.pool);
+    return {
+      ip: ipOf(b.spec, o.ordinal),
+      handle: o.handle,
+      block: b.name,
+      blockCidr: b.spec.cidr,
+      pool: b.spec.pool,
+      ...(pool?.spec.gateway ? { gateway: pool.spec.gateway } : {}),
+      sequence: o.sequence,
+      borrowed: o.borrowed,
+      ...(o.handleVersion !== undefined ? { handleVersion: o.handleVersion } : {}),
+    };
   }
 
   /**
@@ -234,7 +332,7 @@ export class Ipam {
     node: string,
     pool: string,
     opts: { exclude?: string[] } = {},
-  ): Promise<Versioned<BlockSpec> | undefined> {
+  ): Promise<Block | undefined> {
     const key = JSON.stringify([node, pool, [...(opts.exclude ?? [])].sort()]);
     const inflight = this.#claims.get(key);
     if (inflight) return inflight;
@@ -245,28 +343,23 @@ export class Ipam {
     return p;
   }
 
-  async #claimBlock(
-    node: string,
-    pool: string,
-    exclude: Set<string>,
-  ): Promise<Versioned<BlockSpec> | undefined> {
+  async #claimBlock(node: string, pool: string, exclude: Set<string>): Promise<Block | undefined> {
     const p = await this.deps.pools.get(pool);
     if (!p || p.spec.disabled) return undefined;
     const mine = hostAffinity(node);
-    const usable = (b: Versioned<BlockSpec>) =>
+    const usable = (b: Block) =>
       !b.spec.deleted && !exclude.has(b.name) && b.spec.unallocated.length > 0;
-    return await this.#retry("claim block", async () => {
-      const blocks = (await this.deps.blocks.list()).filter((b) => b.spec.pool === pool);
+    return await casRetry("claim block", this.#retryOpts, async () => {
+      const blocks = (await this.#cache.list({ fresh: true }))
+        .filter((b) => b.spec.pool === pool).map((b) => this.#projected(b));
       const own = blocks.find((b) => b.spec.affinity === mine && usable(b));
       if (own) return own;
       const free = blocks.find((b) => b.spec.affinity === null && usable(b));
       if (free) {
-        const claimed = await this.deps.blocks.update({
-          ...free,
-          spec: { ...free.spec, affinity: mine },
-        });
-        this.#counters.claims++;
-        return claimed;
+        const out = await this.#writer.submit(free.name, { kind: "claim", affinity: mine });
+        if (out.kind !== "claimed") throw new ConflictError("IPAMBlock", free.name);
+        if (out.changed) this.#counters.claims++;
+        return this.#projected(out.block);
       }
       const have = new Set(blocks.map((b) => b.spec.cidr));
       for (const cidr of carveBlocks(pool, p.spec)) {
@@ -274,7 +367,7 @@ export class Ipam {
         if (have.has(cidr) || exclude.has(name)) continue;
         const spec = newBlock({ pool, spec: p.spec, cidr, affinity: mine });
         if (spec.unallocated.length === 0) continue;
-        const created = await this.deps.blocks.create(name, spec);
+        const created = await this.#cache.create(name, spec);
         this.#counters.claims++;
         return created;
       }
@@ -282,9 +375,9 @@ export class Ipam {
     });
   }
 
-  /** Per-pool usage (cooling addresses counted as free capacity). */
+  /** Per-pool usage (cooling addresses counted as free capacity), from a fresh list. */
   async usage(pool: string): Promise<BlockStats & { blocks: number }> {
-    const mine = (await this.deps.blocks.list()).filter((b) => b.spec.pool === pool);
+    const mine = (await this.#cache.list({ fresh: true })).filter((b) => b.spec.pool === pool);
     return sumBlockStats(mine.map((b) => b.spec), {
       now: this.deps.now(),
       cooldownMs: this.#cooldownMs,
@@ -293,41 +386,64 @@ export class Ipam {
 
   // -------------------------------------------------------------------------------------------
 
-  /** Affine blocks (rested address first), then a claimed block, then a borrowed address. */
-  async #choose(req: ValidRequest): Promise<Choice> {
-    const scope = await this.#scope(req);
-    const mine = hostAffinity(req.node);
-    const affine = this.#best(scope.blocks.filter((b) => b.spec.affinity === mine));
-    if (affine) return { block: affine.block, pick: affine.pick, borrowed: false };
-    const claimed = await this.#claimInScope(req.node, scope, req);
-    if (claimed) {
-      const pick = pickOrdinal(claimed.spec, this.#pickOpts());
-      if (pick) return { block: claimed, pick, borrowed: false };
+  /** A lost round: counted, and bounded by `maxAttempts`. */
+  #lostRound(round: number, cause?: unknown): void {
+    if (round >= this.#maxAttempts) {
+      this.#counters.exhaustedRetries++;
+      throw new IpamRetryError("allocate", round, cause ? { cause } : undefined);
     }
-    // Claiming found nothing free: other nodes claimed meanwhile, so borrow from a fresh read.
-    const fresh = await this.#scope(req);
-    const own = this.#best(fresh.blocks.filter((b) => b.spec.affinity === mine));
-    if (own) return { block: own.block, pick: own.pick, borrowed: false };
-    const foreign = this.#best(fresh.blocks.filter((b) => b.spec.affinity !== mine));
-    if (foreign) return { block: foreign.block, pick: foreign.pick, borrowed: true };
-    throw new IpamExhaustedError(fresh.names, fresh.details);
+    this.#counters.retries++;
   }
 
-  /** Blocks the request may use, in preference order, plus why some pools were skipped. */
-  async #scope(req: ValidRequest): Promise<{
-    blocks: Versioned<BlockSpec>[];
-    pools: Map<string, IpPoolSpec>;
-    names: string[];
-    details: string[];
-    /** Names of every block object, deleted ones included. */
-    existing: Set<string>;
-  }> {
-    const listed = await this.deps.blocks.list();
+  /** Promises `ordinal` of `block` to one caller; the returned function takes it back. */
+  #promise(block: string, ordinal: number): () => void {
+    let set = this.#promised.get(block);
+    if (!set) this.#promised.set(block, set = new Set());
+    set.add(ordinal);
+    return () => {
+      set.delete(ordinal);
+      if (set.size === 0 && this.#promised.get(block) === set) this.#promised.delete(block);
+    };
+  }
+
+  /** `b` without the free ordinals promised to calls in flight. */
+  #projected(b: Block): Block {
+    const p = this.#promised.get(b.name);
+    if (!p?.size) return b;
+    return { ...b, spec: { ...b.spec, unallocated: b.spec.unallocated.filter((o) => !p.has(o)) } };
+  }
+
+  /** Affine blocks (rested address first), then a claimed block, then a borrowed address. */
+  async #choose(req: ValidRequest, fresh: boolean): Promise<Choice> {
+    const scope = await this.#scope(req, fresh);
+    const mine = hostAffinity(req.node);
+    // Each pick is promised in the same synchronous step that saw the promises of the others.
+    const affine = this.#best(scope.blocks.filter((b) => b.spec.affinity === mine));
+    if (affine) return this.#take(affine.block, affine.pick, false);
+    const claimed = await this.#claimInScope(req.node, scope, req);
+    if (claimed) {
+      const pick = pickOrdinal(this.#projected(claimed).spec, this.#pickOpts());
+      if (pick) return this.#take(claimed, pick, false);
+    }
+    // Claiming found nothing free: other nodes claimed meanwhile, so borrow from a fresh read.
+    const now = await this.#scope(req, true);
+    const own = this.#best(now.blocks.filter((b) => b.spec.affinity === mine));
+    if (own) return this.#take(own.block, own.pick, false);
+    const foreign = this.#best(now.blocks.filter((b) => b.spec.affinity !== mine));
+    if (foreign) return this.#take(foreign.block, foreign.pick, true);
+    throw new IpamExhaustedError(now.names, now.details);
+  }
+
+  /** Blocks the request may use (copies, or a fresh list). */
+  async #scope(req: ValidRequest, fresh: boolean): Promise<Scope> {
+    const listed = await this.#cache.list({ fresh });
     const existing = new Set(listed.map((b) => b.name));
     const all = listed.filter((b) => !b.spec.deleted);
     const pools = new Map<string, IpPoolSpec>();
     const details: string[] = [];
     if (req.blocks?.length) {
+      // A block named by a mapping newer than the copies: list again.
+      if (!fresh && req.blocks.some((n) => !existing.has(n))) return this.#scope(req, true);
       const byName = new Map(all.map((b) => [b.name, b]));
       const blocks = req.blocks.flatMap((n) => {
         const b = byName.get(n);
@@ -342,7 +458,7 @@ export class Ipam {
       return { blocks: usable, pools, names: req.blocks, details, existing };
     }
     const exclude = new Set(req.excludeBlocks ?? []);
-    const blocks: Versioned<BlockSpec>[] = [];
+    const blocks: Block[] = [];
     for (const name of req.pools ?? []) {
       const p = await this.deps.pools.get(name);
       if (!p) details.push(`pool "${name}" does not exist`);
@@ -356,21 +472,23 @@ export class Ipam {
   }
 
   /** Claims an unclaimed block in scope: a named one (namespace mapping) or one of a pool. */
-  async #claimInScope(
-    node: string,
-    scope: { blocks: Versioned<BlockSpec>[]; pools: Map<string, IpPoolSpec> },
-    req: ValidRequest,
-  ): Promise<Versioned<BlockSpec> | undefined> {
+  async #claimInScope(node: string, scope: Scope, req: ValidRequest): Promise<Block | undefined> {
     if (req.blocks?.length) {
-      const free = scope.blocks.find((b) => b.spec.affinity === null && b.spec.unallocated.length);
-      if (!free) return undefined;
-      // A conflict here restarts the whole attempt with fresh blocks.
-      const claimed = await this.deps.blocks.update({
-        ...free,
-        spec: { ...free.spec, affinity: hostAffinity(node) },
-      });
-      this.#counters.claims++;
-      return claimed;
+      // In the configured order; one another node claimed first is passed over (the writer
+      // decided that on a fresh read), so borrowing waits until no block is left.
+      const free = scope.blocks.filter((b) =>
+        b.spec.affinity === null && this.#projected(b).spec.unallocated.length
+      );
+      for (const b of free) {
+        const out = await this.#writer.submit(b.name, {
+          kind: "claim",
+          affinity: hostAffinity(node),
+        });
+        if (out.kind !== "claimed") continue;
+        if (out.changed) this.#counters.claims++;
+        return out.block;
+      }
+      return undefined;
     }
     for (const pool of scope.pools.keys()) {
       const claimed = await this.claimBlock(node, pool, { exclude: req.excludeBlocks ?? [] });
@@ -379,11 +497,19 @@ export class Ipam {
     return undefined;
   }
 
-  /** The best address over `blocks`: the first rested one, else the one released longest ago. */
-  #best(blocks: Versioned<BlockSpec>[]): { block: Versioned<BlockSpec>; pick: Pick } | undefined {
-    let cooling: { block: Versioned<BlockSpec>; pick: Pick } | undefined;
+  /** A choice of `pick` in `block`, its ordinal promised to the caller. */
+  #take(block: Block, pick: Pick, borrowed: boolean): Choice {
+    return { block, pick, borrowed, unpromise: this.#promise(block.name, pick.ordinal) };
+  }
+
+  /**
+   * The best address over `blocks` (promised ordinals left out): the first rested one, else the
+   * one released longest ago.
+   */
+  #best(blocks: Block[]): { block: Block; pick: Pick } | undefined {
+    let cooling: { block: Block; pick: Pick } | undefined;
     for (const block of blocks) {
-      const pick = pickOrdinal(block.spec, this.#pickOpts());
+      const pick = pickOrdinal(this.#projected(block).spec, this.#pickOpts());
       if (!pick) continue;
       if (!pick.cooling) return { block, pick };
       if (!cooling || (pick.releasedAt ?? 0) < (cooling.pick.releasedAt ?? 0)) {
@@ -394,29 +520,31 @@ export class Ipam {
   }
 
   /** The block holding `ip`, creating it (claimed by this node) when the pool has none yet. */
-  async #chooseFixed(ip: string, req: ValidRequest): Promise<Choice> {
+  async #chooseFixed(ip: string, req: ValidRequest, fresh: boolean): Promise<Choice> {
     const n = parseIp(ip)!;
-    const scope = await this.#scope(req);
-    const block = scope.blocks.find((b) => ordinalOf(b.spec, n) !== undefined);
+    const scope = await this.#scope(req, fresh);
+    let block = scope.blocks.find((b) => ordinalOf(b.spec, n) !== undefined);
     if (block) {
       const ordinal = ordinalOf(block.spec, n)!;
-      const holder = holderOf(block.spec, ordinal);
+      let holder = holderOf(block.spec, ordinal);
+      if (holder && holder.handle_id !== req.handle && !fresh) {
+        // Refused only on a fresh read: the copy may predate the holder's release.
+        const now = await this.#cache.read(block.name);
+        if (!now || now.spec.deleted) return this.#chooseFixed(ip, req, true);
+        block = now;
+        holder = holderOf(block.spec, ordinal);
+      }
       if (holder?.handle_id === RESERVED_HANDLE) {
         throw new IpReservedError(ip, block.name, holder.secondary.note ?? "reserved");
       }
-      if (holder) {
-        throw new IpInUseError(ip, {
-          handle: holder.handle_id,
-          ...pickDefined(holder.secondary, ["namespace", "pod", "node"]),
-        });
-      }
+      if (holder && holder.handle_id !== req.handle) throw ipInUse(ip, holder);
       const at = block.spec.releasedAt[String(ordinal)];
       const cooling = at !== undefined && this.deps.now() - at < this.#cooldownMs;
-      return {
+      return this.#take(
         block,
-        pick: { ordinal, cooling, ...(at !== undefined ? { releasedAt: at } : {}) },
-        borrowed: block.spec.affinity !== hostAffinity(req.node),
-      };
+        { ordinal, cooling, ...(at !== undefined ? { releasedAt: at } : {}) },
+        block.spec.affinity !== hostAffinity(req.node),
+      );
     }
     for (const [name, spec] of scope.pools) {
       const cidr = parseCidr(spec.cidr);
@@ -433,6 +561,7 @@ export class Ipam {
         );
       }
       if (scope.existing.has(bName)) {
+        if (!fresh) return this.#chooseFixed(ip, req, true);
         throw new IpOutsidePoolsError(ip, scope.names, `its block "${bName}" is being deleted`);
       }
       const spec0 = newBlock({
@@ -441,96 +570,23 @@ export class Ipam {
         cidr: blockCidr,
         affinity: hostAffinity(req.node),
       });
-      // AlreadyExists (another node created it meanwhile) restarts the attempt.
-      const created = await this.deps.blocks.create(bName, spec0);
+      // AlreadyExists (another node created it meanwhile) makes the caller choose again.
+      const created = await this.#cache.create(bName, spec0);
       this.#counters.claims++;
-      return {
-        block: created,
-        pick: { ordinal: ordinalOf(spec0, n)!, cooling: false },
-        borrowed: false,
-      };
+      return this.#take(created, { ordinal: ordinalOf(spec0, n)!, cooling: false }, false);
     }
     throw new IpOutsidePoolsError(ip, scope.names);
   }
 
-  /** Writes the handle, then the block (CAS). On a lost race the handle entry is taken back. */
-  async #commit(
-    choice: Choice,
-    o: { handle: string; secondary: Record<string, string> },
-  ): Promise<Allocation> {
-    const { block, pick } = choice;
-    const { spec, sequence } = assignOrdinal(block.spec, {
-      ordinal: pick.ordinal,
-      handle: o.handle,
-      secondary: o.secondary,
-    });
-    const held = allocationsOf(block.spec, o.handle).length;
-    await this.#setHandleCount(o.handle, block.name, held + 1);
-    try {
-      await this.deps.blocks.update({ ...block, spec });
-    } catch (e) {
-      // Only a refused write is certainly not applied; after any other failure the block may
-      // hold the address, and the handle must keep pointing at it.
-      if (e instanceof ConflictError) {
-        await this.#setHandleCount(o.handle, block.name, held).catch(() => {});
-      }
-      throw e;
-    }
-    if (pick.cooling) this.#counters.coolingReuses++;
-    const pool = await this.deps.pools.get(spec.pool);
+  #handleDeps(): HandleWriteDeps {
     return {
-      ip: ipOf(spec, pick.ordinal),
-      handle: o.handle,
-      block: block.name,
-      blockCidr: spec.cidr,
-      pool: spec.pool,
-      ...(pool?.spec.gateway ? { gateway: pool.spec.gateway } : {}),
-      sequence,
-      borrowed: choice.borrowed,
+      handles: this.deps.handles,
+      retry: this.#retryOpts,
+      held: (handle, h) => this.#held(handle, h),
     };
-  }
-
-  /** Sets handle → block count (creating or deleting the handle as needed), with retries. */
-  async #setHandleCount(handle: string, block: string, count: number): Promise<void> {
-    const name = handleName(handle);
-    await this.#retry("write handle", async () => {
-      const cur = await this.deps.handles.get(name);
-      const blocks = { ...(cur?.spec.block ?? {}) };
-      if (count > 0) blocks[block] = count;
-      else delete blocks[block];
-      if (!cur) {
-        if (count > 0) {
-          await this.deps.handles.create(name, { handleID: handle, block: blocks, deleted: false });
-        }
-      } else if (Object.keys(blocks).length === 0) {
-        await this.deps.handles.delete(name, { resourceVersion: cur.resourceVersion });
-      } else {
-        await this.deps.handles.update({ ...cur, spec: { ...cur.spec, block: blocks } });
-      }
-    });
   }
 
   #pickOpts() {
     return { now: this.deps.now(), cooldownMs: this.#cooldownMs };
   }
-
-  /** Runs `attempt` until it does not lose a race, at most `maxAttempts` times. */
-  #retry<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
-    return casRetry(operation, {
-      maxAttempts: this.#maxAttempts,
-      backoff: this.#backoff,
-      counters: this.#counters,
-      sleep: this.deps.sleep,
-      random: this.deps.random,
-    }, attempt);
-  }
-}
-
-function pickDefined<K extends string>(
-  rec: Record<string, string>,
-  keys: K[],
-): Partial<Record<K, string>> {
-  const out: Partial<Record<K, string>> = {};
-  for (const k of keys) if (rec[k] !== undefined) out[k] = rec[k];
-  return out;
 }

@@ -81,6 +81,7 @@ Deno.test("allocate: the first pod claims a block for its node (created from the
     gateway: "10.0.0.1",
     sequence: 1,
     borrowed: false,
+    handleVersion: (await stores.handles.get("c1.eth0"))!.resourceVersion,
   });
   const b = (await stores.blocks.get(B0))!;
   assert.equal(b.spec.affinity, "host:n1");

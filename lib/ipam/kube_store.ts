@@ -56,7 +56,7 @@ export interface KubeIpamOptions {
   requestTimeoutMs?: number;
   /**
    * Reuse an IPPool read for this long (default 0). IPPools change rarely (the controller writes
-   * them) while a shared-mode ADD reads its pool several times: the daemon sets a few seconds.
+   * them) while a shared-mode ADD reads its pool several times: the daemon sets a minute.
    */
   poolCacheMs?: number;
 }

@@ -8,6 +8,10 @@
  * Invariants:
  * - An address is held by at most one handle (`<containerID>.<ifname>`), ever: every change to a
  *   block is a CAS on its resourceVersion, recomputed from a fresh read after a conflict.
+ * - One `Ipam` (one daemon) writes each block through one group-commit writer (block_writer.ts):
+ *   its own concurrent calls never conflict with each other. It reads blocks from its copies
+ *   (block_cache.ts), which may be stale; the CAS is the arbiter, and refusals are made on fresh
+ *   reads only.
  * - Reserved addresses (network, broadcast, gateway, outside [rangeStart, rangeEnd]) are
  *   pre-allocated to RESERVED_HANDLE and never handed out or released.
  * - A release names its handle and optionally the allocation's sequence number; a stale sequence

@@ -36,6 +36,11 @@ export interface Allocation {
   sequence: number;
   /** True when the address came from another node's block. */
   borrowed: boolean;
+  /**
+   * resourceVersion of the IPAMHandle as this allocation left it (it then names only `block`):
+   * pass it to `release` with `block` and the release needs no read of the handle.
+   */
+  handleVersion?: string;
 }
 
 export interface ReleasedAddress {

@@ -29,6 +29,37 @@ async function nicsOf(node: ClusterNode): Promise<NicView[]> {
 
 const args = (ns: string, name: string) => `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}`;
 
+/** Resources a shared-mode ADD or DEL may touch. */
+const ADD_RESOURCES = new Set(["pods", "configmaps", "ippools", "ipamblocks", "ipamhandles"]);
+
+/**
+ * kube-apiserver's own count of requests (`apiserver_request_total`) to `ADD_RESOURCES`, by
+ * "VERB resource". LIST and WATCH are left out: the daemons' GC passes list (every nodeSync, 5 s
+ * here) and their watches reconnect on their own; an ADD that listed would show in the unit
+ * tests (lib/ipam/ipam_batch_test.ts) and in the bench (bench/hostnic_shared.ts counts all).
+ */
+async function apiRequests(cp: ControlPlane): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const text = await cp.kubectlOk(["get", "--raw", "/metrics"]);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const verb = /[{,]verb="([A-Z]+)"/.exec(line)?.[1];
+    const resource = /[{,]resource="([a-z]+)"/.exec(line)?.[1];
+    if (!verb || !resource || !ADD_RESOURCES.has(resource)) continue;
+    if (verb === "LIST" || verb === "WATCH") continue;
+    const key = `${verb} ${resource}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
+  }
+  return out;
+}
+
+/** What happened between two `apiRequests`, without zeros. */
+function requestsBetween(a: Map<string, number>, b: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of b) if (v - (a.get(k) ?? 0) > 0) out[k] = v - (a.get(k) ?? 0);
+  return out;
+}
+
 Deno.test({
   name: "shared mode: block IPAM, one NIC per vxnet per node, fixed IPs, GC",
   sanitizeOps: false,
@@ -79,6 +110,40 @@ Deno.test({
       assert.equal(held.get(a3.ip)?.node, "node-2");
       assert.equal(new Set([a1.ip, a2.ip, a3.ip, b1.ip]).size, 4);
     });
+
+    await t.step(
+      "a warm ADD makes at most 3 kube-apiserver requests (+ Calico's), its DEL 2",
+      async () => {
+        // node-1 has its NIC and its block from the step before; w1 warms the pool read.
+        await createPods(cp, [
+          { name: "w1", namespace: "ns-a", node: "node-1" },
+          { name: "w2", namespace: "ns-a", node: "node-1" },
+        ]);
+        const w1 = await n1.addPod("w1", { args: args("ns-a", "w1") });
+        const r0 = await apiRequests(cp);
+        const w2 = await n1.addPod("w2", { args: args("ns-a", "w2") });
+        const r1 = await apiRequests(cp);
+        await n1.delPod(w2);
+        const r2 = await apiRequests(cp);
+        await n1.delPod(w1);
+        const add = requestsBetween(r0, r1);
+        const del = requestsBetween(r1, r2);
+        const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+        // The pod's annotations (one read), the handle (created, no read first), the block (one
+        // compare-and-swap from the daemon's copy); no ConfigMap read (its watch has it).
+        assert.equal(add["POST ipamhandles"], 1, JSON.stringify(add));
+        assert.equal(add["PUT ipamblocks"], 1, JSON.stringify(add));
+        assert.equal(add["GET ipamhandles"] ?? 0, 0, JSON.stringify(add));
+        assert.equal(add["GET configmaps"] ?? 0, 0, JSON.stringify(add));
+        // This bed runs with server.networkPolicy: calico, which adds the podIP annotation PATCH.
+        assert.equal(add["PATCH pods"], 1, JSON.stringify(add));
+        const own = total(add) - add["PATCH pods"];
+        assert.ok(own <= 3, `ADD made ${own} requests besides Calico's: ${JSON.stringify(add)}`);
+        // The block (one compare-and-swap) and the handle (deleted on its known version).
+        assert.equal(del["DELETE ipamhandles"], 1, JSON.stringify(del));
+        assert.ok(total(del) <= 2, `DEL made ${total(del)} requests: ${JSON.stringify(del)}`);
+      },
+    );
 
     await t.step("one NIC per vxnet per node, without an IaaS address", async () => {
       const nics1 = (await nicsOf(n1)).filter((n) => n.owner?.startsWith("shared/"));

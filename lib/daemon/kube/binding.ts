@@ -20,7 +20,7 @@ import type { DaemonConfig } from "../../config.ts";
 import { errorMessage } from "../../errors.ts";
 import { NODE_ANNOTATION_POOL } from "../../k8s/annotations.ts";
 import { loadKube } from "../../k8s/client.ts";
-import type { Kube, KubeWatch } from "../../k8s/types.ts";
+import type { Kube, KubeWatch, PodInfo } from "../../k8s/types.ts";
 import type { Logger } from "../../log.ts";
 import type { AddReply, AddRequest } from "../../rpc/api.ts";
 import {
@@ -69,6 +69,11 @@ export interface KubeBinding {
     next: (req: AddRequest) => Promise<AddReply>,
     opts?: { ipAlone?: boolean },
   ): Promise<AddReply>;
+  /**
+   * The pod as the ADD in flight for this container read it (`add` reads it once); undefined
+   * when that ADD made no read. Backends use it instead of reading the pod again.
+   */
+  podRead(containerId: string, ifName: string): { pod: PodInfo | undefined } | undefined;
   /**
    * One sync pass: publishes the pool health annotation when it changed, and re-reads pods that
    * were networked while the API server was unreachable. Never rejects (API failures are logged),
@@ -189,6 +194,10 @@ class Binding implements KubeBinding {
     opts: { ipAlone?: boolean } = {},
   ): Promise<AddReply> {
     return this.#pods.add(req, next, opts);
+  }
+
+  podRead(containerId: string, ifName: string): { pod: PodInfo | undefined } | undefined {
+    return this.#pods.readOf(containerId, ifName);
   }
 
   sync(src: HealthSource): Promise<void> {

@@ -10,6 +10,10 @@
  * other failure to read an existing pod (403 Forbidden, a malformed reply) fails the ADD: the
  * annotations exist but cannot be honoured, and that is a configuration error to fix (RBAC).
  * A pod the API server does not have (404: not Kubernetes, or already deleted) uses CNI_ARGS.
+ *
+ * The pod is read once per ADD, live, after the ADD arrived (`readOf` hands that read to the
+ * backend). The node's pod watch is not used for annotations: it may lag the kubelet, and a pod
+ * recreated under the same name (a StatefulSet's) could show its predecessor's fixed IP.
  */
 import { errorMessage, HostnicError } from "../../errors.ts";
 import {
@@ -121,6 +125,8 @@ export class PodAnnotations {
   readonly #log: Logger;
   readonly #events: EventRecorder;
   readonly #deferred = new Map<string, Deferred>();
+  /** `containerId/ifName` of ADDs in flight → the pod as their read found it. */
+  readonly #reads = new Map<string, { pod: PodInfo | undefined }>();
 
   constructor(o: { kube: Kube; logger: Logger; events: EventRecorder }) {
     this.#kube = o.kube;
@@ -157,7 +163,14 @@ export class PodAnnotations {
           effective = mergePodRequest(req, parsePodAnnotations(pod.annotations, opts), key);
         }
       }
-      const reply = await next(effective);
+      const readKey = `${req.containerId}/${req.ifName}`;
+      if (ref && !deferred) this.#reads.set(readKey, { pod });
+      let reply: AddReply;
+      try {
+        reply = await next(effective);
+      } finally {
+        this.#reads.delete(readKey);
+      }
       if (ref && deferred) this.#defer(key, { ref, granted: grantedOf(reply) });
       return reply;
     } catch (err) {
@@ -171,6 +184,15 @@ export class PodAnnotations {
       }
       throw bindingRpcError(err);
     }
+  }
+
+  /**
+   * The pod as the ADD in flight for this container read it (`pod` undefined: the API server
+   * has no such pod); undefined when that ADD made no read (no pod in CNI_ARGS, API unreachable).
+   * Lets the backend use the ADD's one read of the pod instead of a second one.
+   */
+  readOf(containerId: string, ifName: string): { pod: PodInfo | undefined } | undefined {
+    return this.#reads.get(`${containerId}/${ifName}`);
   }
 
   #defer(key: string, d: Deferred): void {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { HostnicError } from "../../errors.ts";
 import { ANNOTATION_IP, ANNOTATION_TYPE, ANNOTATION_VXNET } from "../../k8s/annotations.ts";
 import type { AddRequest } from "../../rpc/api.ts";
+import type { KubeBinding } from "./binding.ts";
 import { RpcError } from "../../rpc/protocol.ts";
 import { AnnotationConflictError, mergePodRequest, unmetAnnotations } from "./pod_annotations.ts";
 import {
@@ -173,6 +174,42 @@ Deno.test("add: an existing pod that cannot be read (403) fails the ADD with adv
     );
     await settle();
     assert.equal(kube.events[0].event.reason, "PodLookupFailed");
+  } finally {
+    await b.close();
+  }
+});
+
+Deno.test("podRead: the ADD's one read of the pod, for the backend, only while that ADD runs", async () => {
+  const kube = new MemoryKube();
+  kube.addPod("default", "web", { "cni.projectcalico.org/ipAddrs": '["172.22.2.9"]' });
+  const b = await binding(kube);
+  try {
+    const req = request();
+    let during: ReturnType<KubeBinding["podRead"]>;
+    let reads = 0;
+    const getPod = kube.getPod.bind(kube);
+    kube.getPod = (ns, name) => (reads++, getPod(ns, name));
+    await b.add(req, () => {
+      during = b.podRead(req.containerId, req.ifName);
+      return Promise.resolve(reply());
+    });
+    assert.equal(reads, 1, "one read of the pod per ADD");
+    assert.equal(during!.pod?.annotations["cni.projectcalico.org/ipAddrs"], '["172.22.2.9"]');
+    assert.equal(b.podRead(req.containerId, req.ifName), undefined, "gone after the ADD");
+    // A pod the API server does not have: the read said so (the backend needs no second one).
+    const other = request({ containerId: "c-other", podName: "nope" });
+    await b.add(other, () => {
+      during = b.podRead(other.containerId, other.ifName);
+      return Promise.resolve(reply());
+    });
+    assert.deepEqual(during, { pod: undefined });
+    // API unreachable: no read was made, so the backend is told nothing.
+    kube.failures.set("getPod", [unreachable()]);
+    await b.add(req, () => {
+      during = b.podRead(req.containerId, req.ifName);
+      return Promise.resolve(reply());
+    });
+    assert.equal(during, undefined);
   } finally {
     await b.close();
   }

@@ -2,7 +2,7 @@
  * Shared mode's Kubernetes side: the mode decision at start (shared when VxNetPool `v-pool` is
  * ready and ConfigMap `kube-system/hostnic-ipam-config` exists; a change later needs a restart,
  * announced in the log like a hostnic-cfg-cm change), the IPAM stores and allocator, the
- * ConfigMap read on every ADD, and Calico's pod IP annotations.
+ * ConfigMap's watched copy (namespace mappings), and Calico's pod IP annotations.
  *
  * Loaded only by the daemon in Kubernetes mode (dynamic import): it pulls the Kubernetes client.
  */
@@ -87,11 +87,14 @@ export async function startSharedKube(
   o: SharedKubeOptions,
 ): Promise<SharedKubeBinding | { decision: SharedModeDecision; close(): Promise<void> }> {
   const kc = loadKubeConfig(o.kubeconfig);
-  // IPPool reads are cached for 5 s: an ADD read its pool up to 7 times (docs/benchmarks.md).
+  // IPPool reads are reused for a minute. What an ADD takes from its pool (CIDR, gateway, block
+  // size, range) never changes; `disabled` does, and only stops new claims early: the controller
+  // deletes a disabled pool's blocks on their resourceVersion, so a daemon that has not seen it
+  // yet and writes a block makes that delete fail, never loses an address (lib/controller).
   const stores = new KubeIpamStores({
     kubeConfig: kc,
     requestTimeoutMs: 15_000,
-    poolCacheMs: 5_000,
+    poolCacheMs: 60_000,
   });
   const log = o.logger.child({ component: "shared" });
   let vpool;
@@ -115,11 +118,15 @@ export async function startSharedKube(
     ? { shared: false, reason: `VxNetPool "${VXNET_POOL_NAME}" cannot be read (${unreadable})` }
     : decideMode({ vpool, ipamConfig: ipamData });
   log.info(`${decision.shared ? "shared" : "nic"} mode: ${decision.reason}`);
-  // A later change of the ConfigMap's existence needs a restart, like hostnic-cfg-cm.
-  let latest = ipamData;
+  // A later change of the ConfigMap's existence needs a restart, like hostnic-cfg-cm. The watch
+  // also keeps the copy ADDs resolve namespaces with (no read per ADD).
+  const configSource = new IpamConfigSource(
+    () => o.kube.getConfigMap(HOSTNIC_NAMESPACE, IPAM_CONFIG_MAP),
+    ipamData,
+  );
   let first = true;
   const watch: KubeWatch = o.kube.watchConfigMap(HOSTNIC_NAMESPACE, IPAM_CONFIG_MAP, (data) => {
-    latest = data;
+    configSource.watched(data);
     if (first) {
       first = false;
       return;
@@ -154,21 +161,9 @@ export async function startSharedKube(
   }, o.cooldownMs !== undefined ? { cooldownMs: o.cooldownMs } : {});
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const sharedKube: SharedKube = {
-    async ipamConfig(): Promise<IpamConfig> {
-      // The watch's copy when it has one; the API otherwise (the watch may lag a new mapping).
-      const data = await o.kube.getConfigMap(HOSTNIC_NAMESPACE, IPAM_CONFIG_MAP).catch(() =>
-        latest
-      );
-      if (data === undefined) {
-        throw new Error(
-          `ConfigMap ${HOSTNIC_NAMESPACE}/${IPAM_CONFIG_MAP} is gone; shared mode cannot map ` +
-            `namespaces (key "${IPAM_CONFIG.ipamKey}")`,
-        );
-      }
-      return parseIpamConfig(data);
-    },
-    async podAnnotations(namespace, name) {
-      return (await o.kube.getPod(namespace, name))?.annotations;
+    ipamConfig: (opts) => configSource.get(opts),
+    async podAnnotations(pod) {
+      return (await o.kube.getPod(pod.namespace, pod.name))?.annotations;
     },
     ...(o.calico
       ? {
@@ -209,4 +204,44 @@ export async function startSharedKube(
       await stores.close();
     },
   };
+}
+
+/**
+ * `hostnic-ipam-config` for ADDs: the watch's copy once it has delivered, parsed once per change;
+ * a read when asked (`fresh`: a namespace the copy does not map, as the watch may lag a new
+ * mapping) or before the watch delivered, falling back to the copy when that read fails.
+ */
+export class IpamConfigSource {
+  readonly #read: () => Promise<Record<string, string> | undefined>;
+  #latest: Record<string, string> | undefined;
+  #watched = false;
+  #parsed: { data: Record<string, string>; config: IpamConfig } | undefined;
+
+  constructor(
+    read: () => Promise<Record<string, string> | undefined>,
+    initial: Record<string, string> | undefined,
+  ) {
+    this.#read = read;
+    this.#latest = initial;
+  }
+
+  /** The watch delivered the ConfigMap's data (undefined: deleted). */
+  watched(data: Record<string, string> | undefined): void {
+    this.#latest = data;
+    this.#watched = true;
+  }
+
+  async get(opts: { fresh?: boolean } = {}): Promise<IpamConfig> {
+    const data = !opts.fresh && this.#watched
+      ? this.#latest
+      : await this.#read().catch(() => this.#latest);
+    if (data === undefined) {
+      throw new Error(
+        `ConfigMap ${HOSTNIC_NAMESPACE}/${IPAM_CONFIG_MAP} is gone; shared mode cannot map ` +
+          `namespaces (key "${IPAM_CONFIG.ipamKey}")`,
+      );
+    }
+    if (data !== this.#parsed?.data) this.#parsed = { data, config: parseIpamConfig(data) };
+    return this.#parsed.config;
+  }
 }

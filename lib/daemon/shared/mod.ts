@@ -46,7 +46,14 @@ export async function startSharedBackend(o: SharedBackendOptions): Promise<Backe
     linux: deps.linux,
     ipam: binding.ipam,
     pools: binding.stores.pools,
-    kube: binding.sharedKube,
+    kube: {
+      ...binding.sharedKube,
+      // The binding read the pod for this ADD already: its read is the one the ADD honours.
+      podAnnotations: async (p) => {
+        const read = kubeBinding.podRead(p.containerId, p.ifName);
+        return read ? read.pod?.annotations : await binding.sharedKube.podAnnotations(p);
+      },
+    },
     logger: log,
     nodeName,
     settings: cniSettings(cfg),
@@ -196,7 +203,8 @@ function registerMetrics(
       collect: async (g) => {
         g.reset();
         const per = new Map<string, { used: number; usable: number }>();
-        const blocks = await o.binding.stores.blocks.list().catch(() => []);
+        // The allocator's copies: a scrape costs the API server nothing.
+        const blocks = await o.binding.ipam.cachedBlocks().catch(() => []);
         for (const b of blocks) {
           if (b.spec.affinity !== `host:${o.nodeName}`) continue;
           const s = blockStats(b.spec, { now: Date.now(), cooldownMs: 0 });

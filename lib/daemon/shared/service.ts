@@ -21,6 +21,7 @@ import {
   type Ipam,
   IpamRequestError,
   type IpamTarget,
+  NamespaceUnmappedError,
   type PoolStore,
   resolveNamespace,
 } from "../../ipam/mod.ts";
@@ -78,6 +79,8 @@ export interface SharedRecord {
   ip?: string;
   sequence?: number;
   block?: string;
+  /** The IPAMHandle's resourceVersion after the allocation (release reads nothing with it). */
+  handleVersion?: string;
   vxnet?: string;
   cidr?: string;
   gateway?: string;
@@ -94,10 +97,19 @@ export const handleOf = (containerId: string, ifName: string): string => `${cont
 
 /** What shared mode needs from Kubernetes (a slice of `Kube`, plus the Calico annotation). */
 export interface SharedKube {
-  /** `hostnic-ipam-config`, parsed; read on every ADD so namespace mappings apply at once. */
-  ipamConfig(): Promise<IpamConfig>;
-  /** A pod's annotations; undefined when the pod is gone. */
-  podAnnotations(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /**
+   * `hostnic-ipam-config`, parsed: the watch's copy, or with `fresh` (and before the watch has
+   * delivered) a read. An ADD whose namespace the copy does not map asks again with `fresh`, so
+   * a new mapping applies at once; a changed one within the watch's latency.
+   */
+  ipamConfig(opts?: { fresh?: boolean }): Promise<IpamConfig>;
+  /**
+   * The annotations of the pod an ADD is for; undefined when the pod is gone. Read live once per
+   * ADD (the daemon's binding already read the pod for this container: that read is reused).
+   */
+  podAnnotations(
+    pod: { namespace: string; name: string; containerId: string; ifName: string },
+  ): Promise<Record<string, string> | undefined>;
   /** Writes Calico's podIP/podIPs (server.networkPolicy: calico); undefined = not wanted. */
   annotateCalico?: (namespace: string, name: string, ip: string) => Promise<void>;
 }
@@ -304,9 +316,15 @@ export class SharedService {
           "to blocks of that vxnet in hostnic-ipam-config, or use type: passthrough",
       );
     }
-    const annotations = await this.#d.kube.podAnnotations(req.podNamespace, req.podName);
+    // hostnic's own fixed-IP annotation is already in req.ip; Calico's needs the annotations.
+    const annotations = req.ip !== undefined ? undefined : await this.#d.kube.podAnnotations({
+      namespace: req.podNamespace,
+      name: req.podName,
+      containerId: req.containerId,
+      ifName: req.ifName,
+    });
     const fixedIp = fixedIpOf(req.ip, annotations);
-    const target: IpamTarget = resolveNamespace(await this.#d.kube.ipamConfig(), req.podNamespace);
+    const target = await this.#target(req.podNamespace);
     const rec: SharedRecord = existing ?? {
       containerId: req.containerId,
       ifName: req.ifName,
@@ -348,6 +366,7 @@ export class SharedService {
         ip: alloc.ip,
         sequence: alloc.sequence,
         block: alloc.block,
+        handleVersion: alloc.handleVersion,
         vxnet: alloc.pool,
         cidr: vx.cidr,
         gateway: vx.gateway,
@@ -395,10 +414,7 @@ export class SharedService {
       );
     }
     try {
-      await this.#d.ipam.release(
-        rec.handle,
-        rec.sequence !== undefined ? { sequence: rec.sequence } : {},
-      );
+      await this.#d.ipam.release(rec.handle, releaseOpts(rec));
       await this.#drop(rec);
     } catch (err) {
       this.#d.logger.warn("undo could not release the address; GC will", {
@@ -419,10 +435,7 @@ export class SharedService {
         this.#node(),
       );
     }
-    await this.#d.ipam.release(
-      rec.handle,
-      rec.sequence !== undefined ? { sequence: rec.sequence } : {},
-    );
+    await this.#d.ipam.release(rec.handle, releaseOpts(rec));
     await this.#drop(rec);
     this.#d.logger.info("pod released (shared)", {
       containerId: req.containerId,
@@ -467,6 +480,16 @@ export class SharedService {
       }
       return nic;
     });
+  }
+
+  /** Where the namespace's pods get addresses; an unmapped namespace is asked about afresh. */
+  async #target(namespace: string): Promise<IpamTarget> {
+    try {
+      return resolveNamespace(await this.#d.kube.ipamConfig(), namespace);
+    } catch (err) {
+      if (!(err instanceof NamespaceUnmappedError)) throw err;
+      return resolveNamespace(await this.#d.kube.ipamConfig({ fresh: true }), namespace);
+    }
   }
 
   async #vxnetOf(pool: string): Promise<{ cidr: string; gateway: string }> {
@@ -554,4 +577,16 @@ export class SharedService {
   #now(): number {
     return (this.#d.now ?? Date.now)();
   }
+}
+
+/** Release options of a record: its sequence, and its block and handle version when known. */
+function releaseOpts(
+  rec: SharedRecord,
+): { sequence?: number; block?: string; handleVersion?: string } {
+  return withoutUndefined({
+    sequence: rec.sequence,
+    ...(rec.handleVersion !== undefined && rec.block !== undefined
+      ? { block: rec.block, handleVersion: rec.handleVersion }
+      : {}),
+  });
 }

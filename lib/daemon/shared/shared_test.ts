@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { fixedIpOf } from "./service.ts";
 import { planSharedGc, type SharedGcFacts } from "./gc.ts";
-import { decideMode } from "./kube.ts";
+import { decideMode, IpamConfigSource } from "./kube.ts";
+import { NamespaceUnmappedError, resolveNamespace } from "../../ipam/mod.ts";
 import type { SharedRecord } from "./service.ts";
 
 const rec = (o: Partial<SharedRecord> & { containerId: string }): SharedRecord => ({
@@ -125,4 +126,37 @@ Deno.test("mode: shared only when v-pool is ready and hostnic-ipam-config exists
   );
   assert.equal(decideMode({ vpool: { ready: true }, ipamConfig: undefined }).shared, false);
   assert.equal(decideMode({ vpool: { ready: true }, ipamConfig: {} }).shared, true);
+});
+
+Deno.test("ipam config: the watch's copy once delivered; a read before, on request, and as fallback", async () => {
+  let reads = 0;
+  let server: Record<string, string> | undefined = { ipam: '{"ns-a":["4100-10-0-0-0-26"]}' };
+  const src = new IpamConfigSource(async () => {
+    reads++;
+    await Promise.resolve();
+    if (server === undefined) throw new Error("API server away");
+    return server;
+  }, { ipam: "{}" });
+  // Before the watch delivered: read.
+  assert.deepEqual((await src.get()).namespaces.get("ns-a"), ["4100-10-0-0-0-26"]);
+  assert.equal(reads, 1);
+  // Once delivered: the copy, however often asked, parsed once.
+  src.watched({ ipam: '{"ns-b":["4100-10-0-0-64-26"]}' });
+  const a = await src.get();
+  assert.equal(await src.get(), a);
+  assert.equal(reads, 1);
+  assert.deepEqual(resolveNamespace(a, "ns-b"), { blocks: ["4100-10-0-0-64-26"] });
+  // A namespace the copy does not map is asked about afresh (the watch may lag a new mapping).
+  assert.throws(() => resolveNamespace(a, "ns-a"), NamespaceUnmappedError);
+  assert.deepEqual(resolveNamespace(await src.get({ fresh: true }), "ns-a"), {
+    blocks: ["4100-10-0-0-0-26"],
+  });
+  assert.equal(reads, 2);
+  // That read failing falls back to the copy; a deleted ConfigMap is an error naming it.
+  server = undefined;
+  assert.deepEqual((await src.get({ fresh: true })).namespaces.get("ns-b"), [
+    "4100-10-0-0-64-26",
+  ]);
+  src.watched(undefined);
+  await assert.rejects(() => src.get(), /hostnic-ipam-config is gone/);
 });
