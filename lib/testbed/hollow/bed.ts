@@ -27,6 +27,8 @@ import { HollowNode } from "./node.ts";
 export const HOLLOW_POD_VXNET = "vxnet-hpods";
 export const HOLLOW_NODE_VXNET = "vxnet-hnodes";
 const NODE_VXNET_ANNOTATION = "hostnic.network.kubesphere.io/vxnet";
+/** Longer than undici's default keep-alive timeout (4 s). */
+const CLIENT_IDLE_MS = 5_000;
 const SECRET = "hollow-secret-key-do-not-log";
 
 export interface HollowBedOptions {
@@ -280,7 +282,12 @@ export class HollowBed implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.nodes.map((n) => n.stop().catch(() => {})));
+    for (const n of this.nodes) await n.stop().catch(() => {});
+    // The daemons' Kubernetes clients (undici over Deno's node TLS) keep idle connections for
+    // their keep-alive timeout (4 s). Deno 2.9.6 segfaults when the API server side of such a
+    // pooled connection goes away first (seen on every close of a 3-node bed with concurrent
+    // ADDs), so the control plane is stopped only once the clients have let them go.
+    if (this.nodes.length) await new Promise((r) => setTimeout(r, CLIENT_IDLE_MS));
     if (this.#controller) {
       try {
         this.#controller.kill("SIGTERM");
