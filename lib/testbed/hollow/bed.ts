@@ -50,6 +50,8 @@ export interface HollowBedOptions {
   startConcurrency?: number;
   keepLog?: boolean;
   logger?: Logger;
+  /** false: the nodes are made but their daemons left to `startNodes` (default true). */
+  startDaemons?: boolean;
   /** Controller `--sync-period` in seconds (default 10). */
   controllerSyncS?: number;
 }
@@ -203,7 +205,7 @@ export class HollowBed implements AsyncDisposable {
         }),
       );
     }
-    await this.startNodes(this.nodes);
+    if (o.startDaemons !== false) await this.startNodes(this.nodes);
   }
 
   /** Starts (or restarts) daemons, `startConcurrency` at a time. */
