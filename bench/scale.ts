@@ -25,6 +25,8 @@
  *   deno task bench --only scale            quick: N = 3, 10; 10 pods per node; burst 100 pods
  *   deno task bench --full --only scale     full:  N = 10, 50, 100, 200; 30 pods; burst 1,000
  *   deno run -A bench/scale.ts --child shared|burst --sizes quick|full [--nodes N]   (one run)
+ *
+ * `HOSTNIC_SCALE_NODES=10,50` replaces the list of node counts (a partial run of the full sizes).
  */
 import { HollowBed } from "../lib/testbed/hollow/bed.ts";
 import { type HollowNode, type HollowPod } from "../lib/testbed/hollow/node.ts";
@@ -538,7 +540,7 @@ export const scale: Benchmark = {
   run: async (ctx) => {
     const z = ctx.mode === "full" ? FULL : QUICK;
     const results: SharedResult[] = [];
-    for (const n of z.ns) {
+    for (const n of nodeCounts(z)) {
       const r = await child<SharedResult>(ctx, ["shared", "--nodes", String(n)], z);
       ctx.log(`scale n=${n}: ${JSON.stringify({ ...r, duplicates: r.duplicates.length })}`);
       if (r.duplicates.length) {
@@ -565,6 +567,17 @@ export const scale: Benchmark = {
   },
 };
 
+/** The node counts to run: the sizes', or `HOSTNIC_SCALE_NODES` (validated). */
+function nodeCounts(z: ScaleSizes): number[] {
+  const env = Deno.env.get("HOSTNIC_SCALE_NODES");
+  if (!env) return z.ns;
+  const ns = env.split(",").map((x) => Number(x.trim()));
+  if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 240)) {
+    throw new Error(`HOSTNIC_SCALE_NODES="${env}" must be node counts from 1 to 240, e.g. 10,50`);
+  }
+  return ns;
+}
+
 function usage(): string {
   return [
     "Usage: deno run -A bench/scale.ts --child shared|burst [--nodes N] [--sizes quick|full]",
@@ -575,6 +588,7 @@ function usage(): string {
       QUICK.ns.join(", ")
     }, ${QUICK.podsPerNode} pods per node, burst ${QUICK.burst.pods}`,
     `full:  N = ${FULL.ns.join(", ")}, ${FULL.podsPerNode} pods per node, burst ${FULL.burst.pods}`,
+    "HOSTNIC_SCALE_NODES=10,50 replaces the node counts.",
   ].join("\n");
 }
 
