@@ -23,6 +23,7 @@ import { hostnicBurst, hostnicCold } from "./hostnic_pool.ts";
 import { k8sStartup } from "./k8s_startup.ts";
 import { rssProfile } from "./rss_profile.ts";
 import { scale } from "./scale.ts";
+import { soak } from "./soak.ts";
 import {
   type BenchContext,
   type Benchmark,
@@ -46,6 +47,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   dataplane,
   k8sStartup,
   scale,
+  soak,
 ];
 
 const NAME_WIDTH = 32;
