@@ -99,6 +99,8 @@ export interface SoakResult {
   pods: number;
   addFailures: number;
   delFailures: number;
+  /** The first DEL failures' CNI errors (a DEL must not fail, daemon down or not). */
+  delErrors: string[];
   kills: number;
   apiserverRestarts: number;
   checks: number;
@@ -128,6 +130,7 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
   const t0 = Date.now();
   const end = t0 + z.durationMs;
   let seq = 0;
+  const delErrors: string[] = [];
 
   const worker = async (node: ClusterNode, nodeName: string) => {
     while (Date.now() < end) {
@@ -176,8 +179,10 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
         book.claim(pod.ip, `${nodeName}/${name}`);
         await sleep(Math.random() * 2000);
         const del = await node.delPod(pod);
-        if (del.code !== 0) counts.delFailures++;
-        else book.release(pod.ip, `${nodeName}/${name}`);
+        if (del.code !== 0) {
+          counts.delFailures++;
+          if (delErrors.length < 10) delErrors.push(`${nodeName}/${name}: ${del.stdout.trim()}`);
+        } else book.release(pod.ip, `${nodeName}/${name}`);
       }
       await cp.kubectl(["delete", "pod", "--wait=false", "--ignore-not-found", ...names]);
     }
@@ -263,6 +268,7 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
     pods: counts.pods,
     addFailures: counts.addFailures,
     delFailures: counts.delFailures,
+    delErrors,
     kills: counts.kills,
     apiserverRestarts: counts.restarts,
     checks: counts.checks,
@@ -291,6 +297,11 @@ async function settle(c: Cluster, cp: ControlPlane): Promise<string[]> {
     for (const h of handles.items) leaks.push(`IPAMHandle ${h.metadata.name}`);
     const known = new Set<string>();
     for (const node of c.nodes) {
+      const exited = await node.daemonExited();
+      if (exited) {
+        leaks.push(`the daemon of ${node.instanceId} is not running (${exited}): ${node.tail()}`);
+        return leaks;
+      }
       const check = await node.admin(["ipam", "check", "-o", "json"]);
       if (check.code !== 0) leaks.push(`ipam check on ${node.instanceId}: ${check.stdout.trim()}`);
       const nics = await node.client.call<NicView[]>(RPC.adminNics);
@@ -329,6 +340,13 @@ function figures(r: SoakResult): Figure[] {
       value: r.addFailures,
       unit: "ADDs",
       note: "ADDs refused while their daemon was down or the apiserver away (retried as new pods)",
+    }),
+    figure({
+      name: "soak_del_failures",
+      value: r.delFailures,
+      unit: "DELs",
+      target: { of: "value", op: "<=", value: 0 },
+      note: r.delErrors[0] ?? "DEL must succeed with the daemon down or the apiserver away",
     }),
     figure({
       name: "soak_rss_slope",
