@@ -181,7 +181,15 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
         const del = await node.delPod(pod);
         if (del.code !== 0) {
           counts.delFailures++;
-          if (delErrors.length < 10) delErrors.push(`${nodeName}/${name}: ${del.stdout.trim()}`);
+          const req = /request (\d+)/.exec(del.stdout)?.[1];
+          const why = node.tail().split("\n").filter((l) =>
+            l.includes("rpc handler failed") && (!req || l.includes(req))
+          );
+          if (delErrors.length < 10) {
+            delErrors.push(
+              `${nodeName}/${name}: ${del.stdout.trim()} ${why.join(" ").slice(0, 600)}`,
+            );
+          }
         } else book.release(pod.ip, `${nodeName}/${name}`);
       }
       await cp.kubectl(["delete", "pod", "--wait=false", "--ignore-not-found", ...names]);
