@@ -227,7 +227,11 @@ export interface SharedResult {
 }
 
 /** One shared-mode run with `n` hollow nodes (in this process). */
-export async function runShared(n: number, z: ScaleSizes, log: (m: string) => void) {
+export async function runShared(
+  n: number,
+  z: ScaleSizes,
+  log: (m: string) => void,
+): Promise<SharedResult> {
   const logger = jsonLogger("error");
   await using bed = await HollowBed.start({
     nodes: n,

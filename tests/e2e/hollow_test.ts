@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { HollowBed } from "../../lib/testbed/hollow/bed.ts";
-import { blockHolders } from "../../lib/testbed/shared.ts";
+import { blockHolders, createPods } from "../../lib/testbed/shared.ts";
 import type { HollowPod } from "../../lib/testbed/hollow/node.ts";
 import { NODE_NS } from "../../lib/testbed/hollow/kernel.ts";
 
@@ -22,22 +22,7 @@ Deno.test({
     const pods = bed.nodes.flatMap((n) =>
       Array.from({ length: PER_NODE }, (_, j) => ({ name: `${n.name}-p${j}`, node: n }))
     );
-    await bed.cp.kubectlOk(["apply", "-f", "-"], {
-      stdin: JSON.stringify({
-        apiVersion: "v1",
-        kind: "List",
-        items: pods.map((p) => ({
-          apiVersion: "v1",
-          kind: "Pod",
-          metadata: { name: p.name, namespace: "default" },
-          spec: {
-            nodeName: p.node.name,
-            tolerations: [{ operator: "Exists" }],
-            containers: [{ name: "main", image: "localhost/busybox:1" }],
-          },
-        })),
-      }),
-    });
+    await createPods(bed.cp, pods.map((p) => ({ ...p, namespace: "default", node: p.node.name })));
     const added: { pod: HollowPod; node: (typeof bed.nodes)[number] }[] = [];
     await Promise.all(bed.nodes.map(async (node) => {
       const mine = pods.filter((p) => p.node === node);
