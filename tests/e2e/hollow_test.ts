@@ -1,9 +1,10 @@
 /**
- * Hollow nodes (lib/testbed/hollow) against the real kube-apiserver and the simulator: three
+ * Hollow nodes (lib/testbed/hollow) against the real kube-apiserver and the simulator. Shared mode: three
  * daemons in shared mode give pods unique addresses through their sockets (the plugin's own
  * handlers), the IPAMBlocks hold each address for its pod, CNI CHECK finds the recorded datapath
  * as the daemon planned it, the recorder saw the commands a real node runs for a pod, and DEL
- * gives everything back (twice is fine).
+ * gives everything back (twice is fine). Nic mode: each pod's address is a NIC the simulator attached to
+ * its node, whose hot-plugged link the daemon renamed and routed; DEL removes the rules.
  */
 import assert from "node:assert/strict";
 import { HollowBed } from "../../lib/testbed/hollow/bed.ts";
@@ -83,6 +84,57 @@ Deno.test({
       );
       assert.deepEqual(veths, [], `${node.name} has no veth left`);
       assert.equal(node.kernel.node.proxies.length, 0, `${node.name} has no proxy entry left`);
+    }
+  },
+});
+
+Deno.test({
+  name: "hollow nodes: nic mode — each pod's NIC hot-plugged by the simulator, renamed, routed",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using bed = await HollowBed.start({ nodes: 2, mode: "nic", keepLog: true });
+    const pods = bed.nodes.flatMap((n) =>
+      Array.from({ length: 3 }, (_, j) => ({ name: `${n.name}-n${j}`, node: n }))
+    );
+    await createPods(bed.cp, pods.map((p) => ({ ...p, namespace: "default", node: p.node.name })));
+    const added = await Promise.all(
+      pods.map(async (p) => ({ pod: await p.node.add("default", p.name), node: p.node })),
+    );
+    const ips = added.map((a) => a.pod.ip);
+    assert.equal(new Set(ips).size, pods.length, `unique addresses: ${ips.join(", ")}`);
+    const world = bed.sim.world;
+    for (const { pod, node } of added) {
+      // The pod's address is the primary IP of a NIC the cloud attached to this node's instance.
+      const nic = [...world.nics.values()].find((n) =>
+        n.privateIp !== null &&
+        [
+            n.privateIp >>> 24,
+            (n.privateIp >>> 16) & 255,
+            (n.privateIp >>> 8) & 255,
+            n.privateIp & 255,
+          ]
+            .join(".") === pod.ip
+      );
+      assert.ok(nic, `${pod.ip} is a NIC's address`);
+      assert.equal(nic.instanceId, node.instanceId, "attached to the pod's node");
+      const link = [...node.kernel.node.links.values()].find((l) => l.mac === nic.id.toLowerCase());
+      assert.match(link?.name ?? "", /^hostnic_\d+$/, "the NIC's link renamed to its table");
+      const table = Number(link!.name.slice("hostnic_".length));
+      assert.ok(
+        node.kernel.node.rules.some((r) =>
+          r.priority === 1536 && r.from === `${pod.ip}/32` && r.table === table
+        ),
+        `rule 1536 from ${pod.ip} lookup ${table}`,
+      );
+    }
+    for (const { pod, node } of added) await node.del(pod);
+    for (const node of bed.nodes) {
+      assert.equal(
+        node.kernel.node.rules.filter((r) => r.priority === 1536 || r.priority === 1535).length,
+        0,
+        `${node.name}: no pod rule left`,
+      );
     }
   },
 });
