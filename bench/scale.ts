@@ -96,6 +96,9 @@ function hostnicRequests(s: readonly Sample[]): number {
   return n;
 }
 
+const CNI_HIST = "hostnic_cni_request_duration_seconds";
+const ADD_OK = { command: "ADD", result: "ok" };
+
 const watches = (s: readonly Sample[]) =>
   sumOf(s, "apiserver_longrunning_requests", { verb: "WATCH" });
 /**
@@ -158,6 +161,42 @@ async function createPodObjects(bed: HollowBed, pods: { name: string; node: stri
   }
 }
 
+/**
+ * The `q`-quantile (0..1) of a histogram's observations between two scrapes, from its cumulative
+ * `_bucket{le}` samples summed over every label set matching `match` (linear inside a bucket, as
+ * Prometheus' histogram_quantile does).
+ */
+export function histogramQuantile(
+  before: readonly Sample[],
+  after: readonly Sample[],
+  name: string,
+  q: number,
+  match: Record<string, string> = {},
+): number {
+  const buckets = new Map<number, number>();
+  for (const [s, sign] of [[after, 1], [before, -1]] as const) {
+    for (const x of s) {
+      if (x.name !== `${name}_bucket`) continue;
+      if (!Object.entries(match).every(([k, v]) => x.labels[k] === v)) continue;
+      const le = x.labels.le === "+Inf" ? Infinity : Number(x.labels.le);
+      buckets.set(le, (buckets.get(le) ?? 0) + sign * x.value);
+    }
+  }
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  if (total <= 0) return NaN;
+  const rank = q * total;
+  let [prevLe, prevCount] = [0, 0];
+  for (const [le, count] of sorted) {
+    if (count >= rank) {
+      if (le === Infinity) return prevLe;
+      return prevLe + (le - prevLe) * ((rank - prevCount) / Math.max(count - prevCount, 1e-9));
+    }
+    [prevLe, prevCount] = [le, count];
+  }
+  return prevLe;
+}
+
 /** Every address live at most once: `claim` on ADD, `release` after DEL. */
 class AddressBook {
   readonly live = new Map<string, string>();
@@ -213,6 +252,9 @@ export interface SharedResult {
   churnAllocsPerS: number;
   addP50Ms: number;
   addP99Ms: number;
+  /** From the daemons' own `hostnic_cni_request_duration_seconds{command=ADD}` histograms. */
+  daemonAddP50Ms: number;
+  daemonAddP99Ms: number;
   requestsPerAdd: number;
   requestsPerNodeMin: number;
   watchesPerNode: number;
@@ -326,6 +368,8 @@ export async function runShared(
     churnAllocsPerS: churnAdds / churnS,
     addP50Ms: percentile(addMs, 50),
     addP99Ms: percentile(addMs, 99),
+    daemonAddP50Ms: 1000 * histogramQuantile(d0, d1, CNI_HIST, 0.5, ADD_OK),
+    daemonAddP99Ms: 1000 * histogramQuantile(d0, d1, CNI_HIST, 0.99, ADD_OK),
     requestsPerAdd: (hostnicRequests(a1) - hostnicRequests(a0)) / waveAdds,
     requestsPerNodeMin: (hostnicRequests(a2) - hostnicRequests(a1)) / n / restMin,
     watchesPerNode: (watches(a2) - watches(before)) / n,
@@ -438,6 +482,8 @@ const COSTS: [keyof SharedResult, string, string, string][] = [
   ["churnAllocsPerS", "churn_allocs_per_s", "alloc/s", "one ADD→DEL loop per node"],
   ["addP50Ms", "add_p50", "ms", "the plugin's socket call, all ADDs"],
   ["addP99Ms", "add_p99", "ms", "the plugin's socket call, all ADDs"],
+  ["daemonAddP50Ms", "daemon_add_p50", "ms", "daemon-side histogram (bucket-interpolated)"],
+  ["daemonAddP99Ms", "daemon_add_p99", "ms", "daemon-side histogram (bucket-interpolated)"],
   ["requestsPerAdd", "api_requests_per_add", "req", "apiserver_request_total, hostnic resources"],
   ["requestsPerNodeMin", "api_requests_per_node_min", "req/min", "at rest"],
   ["watchesPerNode", "watches_per_node", "watches", "apiserver_longrunning_requests WATCH"],
