@@ -12,7 +12,9 @@
  *
  * - Churn: `WORKERS` loops per node: Pod objects created ten at a time (kubectl), then per pod an
  *   ADD, a hold of 0–2 s, a DEL, and the Pod objects deleted ten at a time. An ADD that fails
- *   (its daemon is down) is DELed and counted; the loop goes on.
+ *   (its daemon is down) is DELed and counted; the loop goes on. A DEL that fails is counted and
+ *   retried every 2 s, the pod's namespace and address kept until it succeeds (as the kubelet
+ *   keeps a sandbox it could not tear down).
  * - Chaos: node-2's daemon is SIGKILLed every `killEveryMs` and started again 2 s later; the API
  *   server is restarted once, half-way. node-1's daemon is never killed: its RSS and fd count are
  *   sampled every 20 s and give the slope (MiB/hour, least squares after the first minute).
@@ -99,7 +101,8 @@ export interface SoakResult {
   pods: number;
   addFailures: number;
   delFailures: number;
-  /** The first DEL failures' CNI errors (a DEL must not fail, daemon down or not). */
+  /** The first DEL failures' CNI errors (a DEL must not fail, daemon down or not). Each failed
+   * attempt counts; the pod keeps its address until a retry succeeds. */
   delErrors: string[];
   kills: number;
   apiserverRestarts: number;
@@ -178,8 +181,11 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
         counts.pods++;
         book.claim(pod.ip, `${nodeName}/${name}`);
         await sleep(Math.random() * 2000);
-        const del = await node.delPod(pod);
-        if (del.code !== 0) {
+        // As the kubelet does: the sandbox (its namespace) stays until a DEL succeeds, retried
+        // every 2 s; the pod holds its address in the book until then.
+        for (let attempt = 1;; attempt++) {
+          const del = await node.delPod(pod, { keepNetns: true });
+          if (del.code === 0) break;
           counts.delFailures++;
           const req = /request (\d+)/.exec(del.stdout)?.[1];
           const why = node.tail().split("\n").filter((l) =>
@@ -190,7 +196,11 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
               `${nodeName}/${name}: ${del.stdout.trim()} ${why.join(" ").slice(0, 600)}`,
             );
           }
-        } else book.release(pod.ip, `${nodeName}/${name}`);
+          if (attempt >= 60) break; // two minutes: counted, and the end check finds any leak
+          await sleep(2000);
+        }
+        await node.delPod(pod); // DEL again (it must succeed twice) and the namespace goes
+        book.release(pod.ip, `${nodeName}/${name}`);
       }
       await cp.kubectl(["delete", "pod", "--wait=false", "--ignore-not-found", ...names]);
     }
