@@ -96,6 +96,17 @@ function hostnicRequests(s: readonly Sample[]): number {
   return n;
 }
 
+/** `hostnicRequests` by "VERB resource" (the at-rest breakdown). */
+function requestsByKind(s: readonly Sample[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const x of s) {
+    if (x.name !== "apiserver_request_total" || !HOSTNIC_RESOURCES.has(x.labels.resource)) continue;
+    const k = `${x.labels.verb} ${x.labels.resource}`;
+    m.set(k, (m.get(k) ?? 0) + x.value);
+  }
+  return m;
+}
+
 const CNI_HIST = "hostnic_cni_request_duration_seconds";
 const ADD_OK = { command: "ADD", result: "ok" };
 
@@ -270,6 +281,8 @@ export interface SharedResult {
   /** Less the at-rest rate over the waves' wall time: what the ADDs themselves cost. */
   netRequestsPerAdd: number;
   requestsPerNodeMin: number;
+  /** At rest, per node per minute, by "VERB resource". */
+  restByKind: Record<string, number>;
   watchesPerNode: number;
   conflictsPerAlloc: number;
   /** Failed ADD attempts (retried as the kubelet does), per allocation. */
@@ -392,6 +405,12 @@ export async function runShared(
     netRequestsPerAdd: (hostnicRequests(a1) - hostnicRequests(a0) -
       (hostnicRequests(a2) - hostnicRequests(a1)) * (waveMs / z.restMs)) / waveAdds,
     requestsPerNodeMin: (hostnicRequests(a2) - hostnicRequests(a1)) / n / restMin,
+    restByKind: Object.fromEntries(
+      [...requestsByKind(a2)].map((
+        [k, v],
+      ) => [k, (v - (requestsByKind(a1).get(k) ?? 0)) / n / restMin])
+        .filter(([, v]) => (v as number) > 0),
+    ),
     watchesPerNode: (watches(a2) - watches(before)) / n,
     conflictsPerAlloc: delta("hostnic_ipam_cas_conflicts") / allocs,
     retriesPerAlloc: retry.retries / allocs,
