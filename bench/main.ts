@@ -22,6 +22,8 @@ import { hostnicShared } from "./hostnic_shared.ts";
 import { hostnicBurst, hostnicCold } from "./hostnic_pool.ts";
 import { k8sStartup } from "./k8s_startup.ts";
 import { rssProfile } from "./rss_profile.ts";
+import { scale } from "./scale.ts";
+import { soak } from "./soak.ts";
 import {
   type BenchContext,
   type Benchmark,
@@ -44,6 +46,8 @@ export const BENCHMARKS: readonly Benchmark[] = [
   rssProfile,
   dataplane,
   k8sStartup,
+  scale,
+  soak,
 ];
 
 const NAME_WIDTH = 32;

@@ -36,6 +36,7 @@ export interface PassOutcome {
 
 /** One pass: reconcile `v-pool`, then auto-assign. Errors are logged and counted, not thrown. */
 export async function runPass(o: RunOptions, signal?: AbortSignal): Promise<PassOutcome> {
+  const end = o.metrics.passDuration.startTimer();
   try {
     const r = await reconcileVxNetPool(o.deps, {
       logger: o.logger,
@@ -52,6 +53,8 @@ export async function runPass(o: RunOptions, signal?: AbortSignal): Promise<Pass
     o.metrics.reconciles.inc({ result: "error" });
     o.logger.warn("reconcile pass failed; retrying next period", { error: errorMessage(err) });
     return { ready: false, present: false, problems: [errorMessage(err)] };
+  } finally {
+    end();
   }
 }
 

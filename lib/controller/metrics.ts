@@ -3,13 +3,14 @@
  * `--manageAddr` at `/metrics`: reconciles by result, VIPs allocated/released, IaaS calls, pool
  * utilization computed from the IPAMBlocks, leadership.
  */
-import { collectProcessMetrics, Counter, Gauge, Registry } from "../observe/mod.ts";
+import { collectProcessMetrics, Counter, Gauge, Histogram, Registry } from "../observe/mod.ts";
 import type { BlockStats } from "../ipam/mod.ts";
 import type { ReconcileObserver } from "./vpool.ts";
 
 export interface ControllerMetrics {
   registry: Registry;
   reconciles: Counter<"result">;
+  passDuration: Histogram;
   vipsAllocated: Counter<"vxnet">;
   vipsReleased: Counter<"vxnet">;
   iaasCalls: Counter<"action" | "outcome">;
@@ -32,6 +33,13 @@ export function createControllerMetrics(): ControllerMetrics {
         name: "hostnic_controller_reconciles_total",
         help: "v-pool reconcile passes by result (ready, not_ready, absent, error)",
         labelNames: ["result"],
+      }),
+    ),
+    passDuration: registry.register(
+      new Histogram({
+        name: "hostnic_controller_pass_duration_seconds",
+        help: "Wall time of one reconcile pass (v-pool, IPPools, IPAMBlocks, auto-assign)",
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       }),
     ),
     vipsAllocated: registry.register(
