@@ -41,7 +41,7 @@ export async function claimStorm(o: {
     }));
   const outcomes = await Promise.all(ipams.map((ipam, k) =>
     ipam.allocate({
-      handle: `storm-${k}.eth0`,
+      handle: `${o.pool}-${k}.eth0`,
       node: `hollow-${k}`,
       namespace: "default",
       pod: `storm-${k}`,
