@@ -130,7 +130,7 @@ export class SharedService {
   readonly #idleSince = new Map<string, number>();
   /** IPPool name → cidr/gateway (an IPPool's CIDR is immutable). */
   readonly #vxnets = new Map<string, { cidr: string; gateway: string }>();
-  /** Release attempts that outlived their budget, by record key (the next turn awaits them). */
+  /** Release attempts that outlived their budget, by record key. */
   readonly #inflight = new Map<string, Promise<unknown>>();
   #ready = false;
 
@@ -423,7 +423,6 @@ export class SharedService {
   /** DEL (and GC's release): true when the address was released, false when left pending. */
   async #del(req: DelRequest): Promise<boolean> {
     const key = sharedKey(req.containerId, req.ifName);
-    await this.#inflight.get(key);
     const rec = this.#records.get(key);
     if (!rec) return false;
     if (rec.state !== "releasing" && (rec.state === "ready" || rec.table !== undefined)) {
@@ -444,11 +443,14 @@ export class SharedService {
    */
   async #releaseOrDefer(rec: SharedRecord, why: string): Promise<boolean> {
     const key = sharedKey(rec.containerId, rec.ifName);
+    // An earlier attempt still waits for IPAM: no second one beside it (the record stays pending;
+    // the next GC pass confirms whatever that attempt achieved).
+    if (this.#inflight.has(key)) return false;
     const attempt = this.#d.ipam.release(rec.handle, releaseOpts(rec));
     try {
       await within(attempt, DEL_RELEASE_BUDGET_MS, rec.handle);
     } catch (err) {
-      // An attempt that outlived the budget goes on; the next turn on this key awaits it.
+      // An attempt that outlived the budget goes on (bounded by the API client's deadline).
       const settled = attempt.then(() => {}, () => {}).finally(() => {
         if (this.#inflight.get(key) === settled) this.#inflight.delete(key);
       });
@@ -484,7 +486,6 @@ export class SharedService {
    * Throws ReleasePendingError (CNI 11) when it cannot be finished now.
    */
   async #settlePending(key: string): Promise<SharedRecord | undefined> {
-    await this.#inflight.get(key);
     const rec = this.#records.get(key);
     if (rec?.state !== "releasing") return rec;
     if (!(await this.#releaseOrDefer(rec, "ADD of the same container"))) {
