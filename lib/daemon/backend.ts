@@ -10,6 +10,7 @@
  * - an allocation's record is written before ADD answers; a failed ADD gives back what it took;
  * - `sync` and `collect` never release what a live pod uses.
  */
+import type { StartupRetry } from "./startup_retry.ts";
 import type { DaemonConfig } from "../config.ts";
 import { HostnicError } from "../errors.ts";
 import type { IaasClient } from "../iaas/mod.ts";
@@ -91,6 +92,8 @@ export interface BackendDeps {
   metrics: DaemonMetrics;
   /** The Kubernetes binding, when the daemon has Kubernetes. */
   kube?: KubeBinding;
+  /** Retries of a busy cloud for the backend's own start-up calls (startup_retry.ts). */
+  startup?: StartupRetry;
 }
 
 /**

@@ -46,6 +46,7 @@ import {
   statusSchema,
 } from "./schemas.ts";
 import { checkInstanceAndVxnets } from "./startup.ts";
+import { StartupRetry } from "./startup_retry.ts";
 
 export interface DaemonOptions {
   config: DaemonConfig;
@@ -172,7 +173,24 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const undo = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
+  const startup = new StartupRetry(logger);
+  /** The backend once built; until then `/readyz` says what start-up waits for. */
+  let built: Backend | undefined;
   try {
+    // Up (`/healthz`) from the start, ready only at the end: a start-up waiting out a busy cloud
+    // is not killed by a liveness probe.
+    const manage = startManageServer(cfg.manageAddr, {
+      metrics: metrics.registry,
+      logger,
+      readiness: () => {
+        if (!built) return { ready: false, detail: startup.detail };
+        const st = built.status();
+        return built.ready
+          ? { ready: true, detail: `${st.freeNics} free NICs` }
+          : { ready: false, detail: st.reason ?? "starting" };
+      },
+    });
+    cleanups.push(() => manage.close());
     // Kubernetes (pod annotations and events, node vxnet, pool health, ConfigMap): see kube/.
     const kube = kubernetesMode(cfg.kubeconfig)
       ? await (await import("./kube/mod.ts")).startKubeBinding({
@@ -199,12 +217,16 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     });
     cleanups.push(() => mode.close());
     const poolVxnet = kube ? kube.poolVxnet : cfg.pool.vxNets[0];
-    const facts = await checkInstanceAndVxnets(iaas, {
-      instanceId,
-      vxnets: poolVxnet && !cfg.pool.vxNets.includes(poolVxnet)
-        ? [...cfg.pool.vxNets, poolVxnet]
-        : cfg.pool.vxNets,
-    });
+    const facts = await startup.run(
+      "check instance and vxnets",
+      () =>
+        checkInstanceAndVxnets(iaas, {
+          instanceId,
+          vxnets: poolVxnet && !cfg.pool.vxNets.includes(poolVxnet)
+            ? [...cfg.pool.vxNets, poolVxnet]
+            : cfg.pool.vxNets,
+        }),
+    );
     if (!kube && cfg.pool.vxNets.length > 1) {
       logger.info("several vxnets configured; this node pools the first", { vxnet: poolVxnet });
     }
@@ -230,8 +252,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       linux,
       logger,
       metrics,
+      startup,
       ...(kube ? { kube } : {}),
     });
+    built = backend;
     cleanups.push(() => backend.close({ drainFree: false }));
 
     const rpc = await startRpcServer({
@@ -244,17 +268,6 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       }),
     });
     cleanups.push(() => rpc.close());
-    const manage = startManageServer(cfg.manageAddr, {
-      metrics: metrics.registry,
-      logger,
-      readiness: () => {
-        const st = backend.status();
-        return backend.ready
-          ? { ready: true, detail: `${st.freeNics} free NICs` }
-          : { ready: false, detail: st.reason ?? "starting" };
-      },
-    });
-    cleanups.push(() => manage.close());
     let lastFullGc = Date.now();
     const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async () => {
       // Pool health to the node annotation: beside the pass (never rejects, even if GC fails).

@@ -1,6 +1,8 @@
 /**
  * Start-up of the node daemon, before it serves: check the instance and vxnets as upstream does,
- * then rebuild state store → cloud → kernel so that nothing the daemon owns is forgotten.
+ * then rebuild state store → cloud → kernel so that nothing the daemon owns is forgotten. Both
+ * let throttling and transient cloud errors through unchanged, for the caller's `StartupRetry`
+ * (startup_retry.ts); they never mistake a busy cloud for a missing vxnet or a foreign NIC.
  *
  * Recovery rules (a NIC is never deleted while an allocation references it):
  * - store NIC in `creating`/`attaching` that the cloud shows attached to us → `free` (or `inuse` if an
@@ -26,6 +28,13 @@ import {
   withoutUndefined,
 } from "../nicpool/model.ts";
 import type { ServiceStore } from "./backend.ts";
+import { isTransientIaas } from "./startup_retry.ts";
+
+/** For `.catch`: undefined for a permanent error; a transient one (throttling) is rethrown. */
+function unlessTransient(err: unknown): undefined {
+  if (isTransientIaas(err)) throw err;
+  return undefined;
+}
 
 export class StartupError extends HostnicError {
   constructor(message: string, options?: ErrorOptions) {
@@ -49,7 +58,8 @@ export async function checkInstanceAndVxnets(
   const own = (inst.vxnets ?? []).map((v) => v.vxnet_id).filter(Boolean);
   let routerId = "";
   for (const id of own) {
-    const facts = await describeVxnetFacts(iaas, id).catch(() => undefined);
+    // A vxnet of the instance we may not see is not fatal; a busy cloud is (retried by the caller).
+    const facts = await describeVxnetFacts(iaas, id).catch(unlessTransient);
     if (facts?.routerId) {
       routerId = facts.routerId;
       break;
@@ -62,6 +72,7 @@ export async function checkInstanceAndVxnets(
   }
   for (const id of o.vxnets) {
     const f = await describeVxnetFacts(iaas, id).catch((err) => {
+      if (isTransientIaas(err)) throw err;
       throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
     });
     if (f.routerId !== routerId) {
@@ -159,7 +170,8 @@ export async function recoverState(
   for (const c of cloud) {
     if (nics.has(c.nic_id)) continue;
     const attachedHere = c.status === "in-use" && c.instance_id === o.instanceId;
-    const vx = await describeVxnetFacts(iaas, c.vxnet_id).catch(() => undefined);
+    // Throttled here, the NIC must not be judged foreign (and deleted): the caller retries.
+    const vx = await describeVxnetFacts(iaas, c.vxnet_id).catch(unlessTransient);
     const now = deps.now();
     const rec: NicRecord = {
       id: c.nic_id,

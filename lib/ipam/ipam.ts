@@ -12,7 +12,8 @@
  * - Choosing an address promises its ordinal to the caller until the write says yes or no, so
  *   concurrent calls choose different addresses from the same copy.
  * - A node allocates from blocks affine to it (`host:<node>`); when they are full it claims an
- *   unclaimed block of the pool (creating it from the pool's CIDR if the controller has not);
+ *   unclaimed block of the pool (creating it from the pool's CIDR if the controller has not),
+ *   searching from a point of its own so nodes claiming at once seldom collide (claim.ts);
  *   only when no block is free anywhere does it borrow an address from another node's block.
  * - Free addresses are reused FIFO; an address released less than `cooldownMs` ago is taken only
  *   when the node's blocks hold no rested one (cooling addresses count as capacity, so they never
@@ -58,6 +59,7 @@ import {
   type ValidRequest,
 } from "./request.ts";
 import { releaseHandle } from "./release.ts";
+import { claimPoolBlock } from "./claim.ts";
 import { createHandle, type HandleWriteDeps, namesOnly, setHandle } from "./handle_write.ts";
 
 export { IpamCounters } from "./cas_retry.ts";
@@ -323,8 +325,8 @@ export class Ipam {
 
   /**
    * Gives `node` a block of `pool` with at least one free address: one already affine to it (a
-   * concurrent call may just have claimed it), else an unclaimed block (first by name), else a new
-   * block for a CIDR of the pool that has none yet. Undefined when the pool is missing, disabled or
+   * concurrent call may just have claimed it), else an unclaimed block or a new block for a CIDR of
+   * the pool that has none yet, searched from a point of the node's own (claim.ts). Undefined when the pool is missing, disabled or
    * fully claimed. Concurrent calls for the same node and pool on this instance share one claim, so
    * a burst of pods on a node does not grab a block each.
    */
@@ -346,33 +348,12 @@ export class Ipam {
   async #claimBlock(node: string, pool: string, exclude: Set<string>): Promise<Block | undefined> {
     const p = await this.deps.pools.get(pool);
     if (!p || p.spec.disabled) return undefined;
-    const mine = hostAffinity(node);
-    const usable = (b: Block) =>
-      !b.spec.deleted && !exclude.has(b.name) && b.spec.unallocated.length > 0;
-    return await casRetry("claim block", this.#retryOpts, async () => {
-      const blocks = (await this.#cache.list({ fresh: true }))
-        .filter((b) => b.spec.pool === pool).map((b) => this.#projected(b));
-      const own = blocks.find((b) => b.spec.affinity === mine && usable(b));
-      if (own) return own;
-      const free = blocks.find((b) => b.spec.affinity === null && usable(b));
-      if (free) {
-        const out = await this.#writer.submit(free.name, { kind: "claim", affinity: mine });
-        if (out.kind !== "claimed") throw new ConflictError("IPAMBlock", free.name);
-        if (out.changed) this.#counters.claims++;
-        return this.#projected(out.block);
-      }
-      const have = new Set(blocks.map((b) => b.spec.cidr));
-      for (const cidr of carveBlocks(pool, p.spec)) {
-        const name = blockName(cidr);
-        if (have.has(cidr) || exclude.has(name)) continue;
-        const spec = newBlock({ pool, spec: p.spec, cidr, affinity: mine });
-        if (spec.unallocated.length === 0) continue;
-        const created = await this.#cache.create(name, spec);
-        this.#counters.claims++;
-        return created;
-      }
-      return undefined;
-    });
+    return await claimPoolBlock({
+      cache: this.#cache,
+      writer: this.#writer,
+      retry: this.#retryOpts,
+      projected: (b) => this.#projected(b),
+    }, { node, pool, spec: p.spec, exclude });
   }
 
   /** Per-pool usage (cooling addresses counted as free capacity), from a fresh list. */

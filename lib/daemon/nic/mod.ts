@@ -60,12 +60,15 @@ export async function startNicBackend(d: BackendDeps, o: NicBackendOptions): Pro
       metrics.poolNics.set({ state: "detaching" }, detaching);
       metrics.allocations.set(svc.allocations().length);
     };
-    const recovered = await recoverState({ iaas: d.iaas, store, logger, now: Date.now }, {
-      instanceId,
-      nicName: pool.nicName,
-      routeTableBase: cfg.pool.routeTableBase,
-      pooledVxnet: poolVxnet,
-    });
+    // Reads everything before it writes: run again from the start when the cloud is busy.
+    const recover = () =>
+      recoverState({ iaas: d.iaas, store, logger, now: Date.now }, {
+        instanceId,
+        nicName: pool.nicName,
+        routeTableBase: cfg.pool.routeTableBase,
+        pooledVxnet: poolVxnet,
+      });
+    const recovered = d.startup ? await d.startup.run("recover NICs", recover) : await recover();
     pool.load(recovered.nics);
     svc.load(recovered.allocs);
     const kube = d.kube;
