@@ -159,6 +159,10 @@ export interface SoakResult {
   pods: number;
   podsPerMin: number;
   stuckPods: number;
+  /** The first stuck pods (name and phase). */
+  stuck: string[];
+  /** The first FailedCreatePodSandBox messages. */
+  addErrors: string[];
   /** The kubelets' FailedCreatePodSandBox / FailedKillPod events (summed counts). */
   addFailures: number;
   delFailures: number;
@@ -225,6 +229,7 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
   const book = new Book();
   const counts = { stuck: 0, kills: 0, apiRestarts: 0 };
   const backSeconds: number[] = [];
+  const stuck: string[] = [];
   const t0 = Date.now();
   const end = t0 + z.durationMs;
   let seq = 0;
@@ -258,8 +263,11 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
         if (running.length === names.length) break;
         await sleep(500);
       }
-      counts.stuck += names.length -
-        mine().filter((p) => p.status.phase === "Running" && p.status.podIP).length;
+      for (const p of mine()) {
+        if (p.status.phase === "Running" && p.status.podIP) continue;
+        counts.stuck++;
+        if (stuck.length < 5) stuck.push(`${p.metadata.name} (${p.status.phase ?? "?"})`);
+      }
       await sleep(1000 + Math.random() * 3000);
       await kubectlRetry(cp, [
         "delete",
@@ -425,6 +433,10 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
     pods,
     podsPerMin: pods / (z.durationMs / 60_000),
     stuckPods: counts.stuck,
+    stuck,
+    addErrors: failed.filter((e) => e.reason === "FailedCreatePodSandBox").slice(0, 3).map((e) =>
+      e.message.slice(0, 400)
+    ),
     addFailures: sum("FailedCreatePodSandBox"),
     delFailures: sum("FailedKillPod"),
     delErrors: failed.filter((e) => e.reason === "FailedKillPod").slice(0, 5).map((e) =>
@@ -545,13 +557,17 @@ function figures(r: SoakResult): Figure[] {
       name: "soak_stuck_pods",
       value: r.stuckPods,
       unit: "pods",
-      note: "not running with an address 2 minutes after their creation",
+      note: `not running with an address 2 minutes after their creation: ${
+        r.stuck.join(", ") || "none"
+      }`,
     }),
     figure({
       name: "soak_add_failures",
       value: r.addFailures,
       unit: "ADDs",
-      note: "kubelet FailedCreatePodSandBox events (retried by the kubelet)",
+      note: `kubelet FailedCreatePodSandBox events (retried by the kubelet)${
+        r.addErrors[0] ? `; first: ${r.addErrors[0]}` : ""
+      }`,
     }),
     figure({
       name: "soak_del_failures",

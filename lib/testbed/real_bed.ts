@@ -22,7 +22,11 @@ export interface RealBedOptions {
   images: { archive: string }[];
   /** How many real nodes (default 2). */
   nodes?: number;
+  /** The kubelets' `clusterDNS` (RealNodeOptions). */
+  clusterDNS?: string;
   log?: (line: string) => void;
+  /** Runs each step of the set-up (to time it); steps: simulator, control plane, real nodes, hostnic. */
+  phase?: <T>(name: string, step: () => Promise<T>) => Promise<T>;
 }
 
 export class RealBed implements AsyncDisposable {
@@ -39,25 +43,36 @@ export class RealBed implements AsyncDisposable {
 
   static async start(o: RealBedOptions): Promise<RealBed> {
     const bed = new RealBed();
+    const phase = o.phase ?? ((_name, step) => step());
+    const n = o.nodes ?? 2;
     try {
-      bed.#c = await Cluster.start({
-        nodes: o.nodes ?? 2,
-        prefix: o.prefix,
-        master: true,
-        startDaemons: false,
-        configFile: false,
-        vxnets: [],
-        jobLatencyMs: 100,
+      const c = bed.#c = await phase("simulator", () =>
+        Cluster.start({
+          nodes: n,
+          prefix: o.prefix,
+          master: true,
+          startDaemons: false,
+          configFile: false,
+          vxnets: [],
+          jobLatencyMs: 100,
+        }));
+      const cp = bed.#cp = await phase("control plane", () => ControlPlane.start(c));
+      await phase(n === 2 ? "two real nodes" : `${n} real nodes`, async () => {
+        for (const [i, inst] of c.nodes.entries()) {
+          bed.nodes.push(
+            await RealNode.start(cp, inst, {
+              name: `node-${i + 1}`,
+              images: o.images,
+              clusterDNS: o.clusterDNS,
+            }),
+          );
+        }
       });
-      bed.#cp = await ControlPlane.start(bed.#c);
-      for (const [i, inst] of bed.#c.nodes.entries()) {
-        bed.nodes.push(
-          await RealNode.start(bed.#cp, inst, { name: `node-${i + 1}`, images: o.images }),
-        );
-      }
-      for (const d of await installHostnicIn(bed.#cp, bed.nodes, o.mode, { log: o.log })) {
-        o.log?.(`differs from docs/install.md: ${d}`);
-      }
+      await phase(`hostnic (${o.mode} mode)`, async () => {
+        for (const d of await installHostnicIn(cp, bed.nodes, o.mode, { log: o.log })) {
+          o.log?.(`differs from docs/install.md: ${d}`);
+        }
+      });
       return bed;
     } catch (err) {
       await bed.close();
