@@ -223,7 +223,10 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
   const images = [await pauseImage(), await hostnicImage({ log })].map((i) => ({
     archive: i.archive,
   }));
-  await using bed = await RealBed.start({ prefix: "sk", mode: "shared", images, log });
+  // A prefix of its own: a testbed's close deletes every namespace named `<prefix>-…`, and
+  // tests/e2e/shared_chaos_test.ts, which may run beside a bench, uses "sk".
+  const prefix = `so${crypto.randomUUID().slice(0, 4)}`;
+  await using bed = await RealBed.start({ prefix, mode: "shared", images, log });
   const { cp, nodes } = bed;
   log("soak: two real nodes in shared mode; churn starts");
   const book = new Book();
