@@ -1,40 +1,58 @@
 /**
- * `soak` (issue 20): churn for a long time on two shared-mode nodes with a daemon SIGKILLed every
- * few minutes and the API server restarted once; no address may ever be on two pods, and at the
- * end nothing may be left: no NIC the simulator holds that no daemon knows, no IP still allocated
- * in an IPAMBlock, no IPAMHandle, `hostnic admin ipam check` clean on both nodes.
+ * `soak` (issue 20): churn for a long time on two REAL kubelet nodes in shared mode with a node
+ * daemon SIGKILLed every few minutes and kube-apiserver restarted once; no address may ever be on
+ * two pods, and at the end nothing may be left: no IP allocated in an IPAMBlock, no IPAMHandle,
+ * `hostnic admin ipam check` clean on both nodes, no NIC the simulator holds on a node that the
+ * node's daemon does not list, no host veth left on a node.
  *
- * The nodes are the testbed's (lib/testbed/cluster.ts, tests/helpers/shared_bed.ts): real
- * `hostnic daemon start` processes in simulated instance namespaces, the real control plane in the
- * master, the shared-mode bed of lib/testbed/shared.ts (`Default` → the pod vxnet), pods as real
- * network namespaces plumbed by the real plugin binary path (`hostnic` in CNI mode) — not real
- * kubelets: docs/scale.md says why.
+ * The cluster is the real-node bed (lib/testbed/real_bed.ts): the simulator, the real control
+ * plane, two nodes with containerd + kubelet + kube-proxy (lib/testbed/node.ts), hostnic installed
+ * in shared mode from deploy/hostnic.yaml as docs/shared-mode.md says (lib/testbed/install.ts). The
+ * daemons are the DaemonSet's containers; pods are Pod objects the kubelets run (the pause image),
+ * so every ADD and DEL is containerd's CRI calling the installed plugin, at the kubelets' pace.
  *
- * - Churn: `WORKERS` loops per node: Pod objects created ten at a time (kubectl), then per pod an
- *   ADD, a hold of 0–2 s, a DEL, and the Pod objects deleted ten at a time. An ADD that fails
- *   (its daemon is down) is DELed and counted; the loop goes on. A DEL that fails is counted and
- *   retried every 2 s, the pod's namespace and address kept until it succeeds (as the kubelet
- *   keeps a sandbox it could not tear down).
- * - Chaos: node-2's daemon is SIGKILLed every `killEveryMs` and started again 2 s later; the API
- *   server is restarted once, half-way. node-1's daemon is never killed: its RSS and fd count are
- *   sampled every 20 s and give the slope (MiB/hour, least squares after the first minute).
- * - Duplicates, checked continuously: every ADD's address against the live pods, and every 15 s
- *   the IPAMBlocks against the pods live across the read.
+ * - Churn: one loop per node creates `WAVE` Pod objects bound to its node (kubectl), waits for
+ *   them to run with an address, holds them 1–4 s, deletes them without waiting, and starts the
+ *   next wave once no more than `WAVE` of its pods are still being torn down. A pod that is not
+ *   running after 2 minutes is deleted and counted (`soak_stuck_pods`).
+ * - Chaos: the hostnic-node process on node-2 (found with `ctr tasks ls`) is SIGKILLed every
+ *   `killEveryMs`; the kubelet restarts the container (its CrashLoopBackOff decides when), and the
+ *   module waits until the pod is Ready again (time to Ready: `soak_daemon_back_max`) and then at
+ *   least half a period before the next kill. kube-apiserver is stopped for `APISERVER_DOWN_MS` once, half-way.
+ *   node-1's daemon is never killed: its RSS and fd count are sampled every 20 s (slope in MiB/hour,
+ *   least squares after the first minute).
+ * - Duplicates, checked continuously: every 2 s a list of all pods (one list is one consistent
+ *   snapshot) in which no address may be on two live pods (not hostNetwork, not Succeeded/Failed,
+ *   and not being deleted with every container stopped); every 15 s the IPAMBlocks against the
+ *   pods live in the snapshots before and after the read: an address a live pod has must be
+ *   allocated to that pod.
+ * - The kubelets' own failure events are counted: FailedCreatePodSandBox (an ADD that failed,
+ *   retried by the kubelet) and FailedKillPod (a DEL that failed, retried likewise).
+ * - End: every churn pod deleted, the kubelets given up to 4 minutes to tear them down, then up to
+ *   2 minutes for the leak checks above to come out clean.
  *
  *   deno task bench --only soak                 quick: 5 minutes, a kill every minute
  *   deno task bench --full --only soak          full: 60 minutes, a kill every 5 minutes
  *   HOSTNIC_SOAK_MINUTES=20 deno task bench --only soak   (any duration; kills every duration/5)
  */
 import { RPC } from "../lib/rpc/protocol.ts";
+import { RpcClient } from "../lib/rpc/client.ts";
 import type { NicView } from "../lib/rpc/api.ts";
-import { Cluster, type ClusterNode, type Pod } from "../lib/testbed/cluster.ts";
-import { ControlPlane } from "../lib/testbed/kube.ts";
-import { blockHolders, startDaemonOn, startSharedBed } from "../lib/testbed/shared.ts";
+import { CommandRunner } from "../lib/linux/exec.ts";
+import { hostnicImage, PAUSE_REF, pauseImage } from "../lib/testbed/images.ts";
+import type { ControlPlane } from "../lib/testbed/kube.ts";
+import type { RealNode } from "../lib/testbed/node.ts";
+import { runAdmin } from "../lib/testbed/processes.ts";
+import { containerPid, daemonPod, daemonSocket, RealBed } from "../lib/testbed/real_bed.ts";
+import { blockHolders } from "../lib/testbed/shared.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
-import { type Figure, figure } from "./lib/figure.ts";
+import { type Figure, figure, formatFigure } from "./lib/figure.ts";
 
-const WORKERS = 3;
-const NODES = ["node-1", "node-2"];
+/** Pods per node per wave. */
+const WAVE = 4;
+const NAMESPACE = "default";
+const APISERVER_DOWN_MS = 5000;
+const runner = new CommandRunner();
 
 interface SoakSizes {
   durationMs: number;
@@ -55,17 +73,56 @@ function sizes(mode: "quick" | "full"): SoakSizes {
     : { durationMs: 5 * 60_000, killEveryMs: 60_000 };
 }
 
-/** Live pods by address; every claim of an address already live is a duplicate. */
-class Book {
-  readonly live = new Map<string, string>();
-  readonly duplicates: string[] = [];
-  claim(ip: string, pod: string) {
-    const had = this.live.get(ip);
-    if (had !== undefined) this.duplicates.push(`${ip} on ${had} and ${pod}`);
-    this.live.set(ip, pod);
+export interface PodJson {
+  metadata: { name: string; namespace: string; uid: string; deletionTimestamp?: string };
+  spec: { nodeName?: string; hostNetwork?: boolean };
+  status: {
+    phase?: string;
+    podIP?: string;
+    containerStatuses?: { state?: { running?: unknown } }[];
+  };
+}
+
+/** A pod holds its address: it has one, and it is not terminated (nor stopped for deletion). */
+export function holdsAddress(p: PodJson): boolean {
+  if (!p.status.podIP || p.spec.hostNetwork) return false;
+  if (p.status.phase === "Succeeded" || p.status.phase === "Failed") return false;
+  if (!p.metadata.deletionTimestamp) return true;
+  return (p.status.containerStatuses ?? []).some((c) => c.state?.running !== undefined);
+}
+
+/** Address → the live pods (`ns/name`) that have it, from one snapshot. */
+export function addressesOf(pods: readonly PodJson[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const p of pods) {
+    if (!holdsAddress(p)) continue;
+    const who = `${p.metadata.namespace}/${p.metadata.name}`;
+    out.set(p.status.podIP!, [...(out.get(p.status.podIP!) ?? []), who]);
   }
-  release(ip: string, pod: string) {
-    if (this.live.get(ip) === pod) this.live.delete(ip);
+  return out;
+}
+
+/** What the continuous checks found; every finding is kept once. */
+class Book {
+  readonly duplicates = new Set<string>();
+  /** The latest snapshot of all pods, and when it was taken. */
+  pods: PodJson[] = [];
+  snapshots = 0;
+  blockChecks = 0;
+  /** Pod uids seen running with an address. */
+  readonly started = new Set<string>();
+
+  take(pods: PodJson[]) {
+    this.pods = pods;
+    this.snapshots++;
+    for (const [ip, who] of addressesOf(pods)) {
+      if (who.length > 1) this.duplicates.add(`${ip} on ${who.join(" and ")} at once`);
+    }
+    for (const p of pods) {
+      if (p.status.phase === "Running" && p.status.podIP && !p.spec.hostNetwork) {
+        this.started.add(p.metadata.uid);
+      }
+    }
   }
 }
 
@@ -98,15 +155,28 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface SoakResult {
   minutes: number;
+  /** Churn pods that ran with an address. */
   pods: number;
+  podsPerMin: number;
+  stuckPods: number;
+  /** The first stuck pods (name and phase). */
+  stuck: string[];
+  /** The first FailedCreatePodSandBox messages. */
+  addErrors: string[];
+  /** The kubelets' FailedCreatePodSandBox / FailedKillPod events (summed counts). */
   addFailures: number;
   delFailures: number;
-  /** The first DEL failures' CNI errors (a DEL must not fail, daemon down or not). Each failed
-   * attempt counts; the pod keeps its address until a retry succeeds. */
+  /** The first DEL failures' messages. */
   delErrors: string[];
   kills: number;
+  /** node-2's container restarts the kubelet made (restartCount), and node-1's (should be 0). */
+  restarts: number;
+  neverKilledRestarts: number;
+  /** Seconds from each SIGKILL to the daemon pod Ready again. */
+  backSeconds: number[];
   apiserverRestarts: number;
-  checks: number;
+  snapshots: number;
+  blockChecks: number;
   duplicates: string[];
   leaks: string[];
   rssSlopeMiBPerHour: number;
@@ -116,218 +186,352 @@ export interface SoakResult {
   fdEnd: number;
 }
 
-export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<SoakResult> {
-  await using c = await Cluster.start({
-    nodes: 2,
-    prefix: "sk",
-    master: true,
-    startDaemons: false,
-    configFile: false,
-    vxnets: [],
-    jobLatencyMs: 100,
+/** Retries a kubectl call while the API server is away (until `untilMs`); false if it never took. */
+async function kubectlRetry(
+  cp: ControlPlane,
+  args: string[],
+  o: { stdin?: string; untilMs: number },
+) {
+  for (;;) {
+    const r = await cp.kubectl(args, { stdin: o.stdin });
+    // A create whose reply the restarting API server lost may have been done: that is success.
+    if (r.code === 0 || /AlreadyExists|already exists/.test(r.stderr)) return true;
+    if (Date.now() > o.untilMs) return false;
+    await sleep(1000);
+  }
+}
+
+function podManifest(names: string[], node: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "List",
+    items: names.map((name) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: NAMESPACE, labels: { app: "soak" } },
+      spec: {
+        nodeName: node,
+        terminationGracePeriodSeconds: 1,
+        tolerations: [{ operator: "Exists" }],
+        containers: [{ name: "main", image: PAUSE_REF, imagePullPolicy: "Never" }],
+      },
+    })),
   });
-  await using cp = await ControlPlane.start(c);
-  const bed = await startSharedBed(c, cp, NODES, { namespaces: {}, withDefault: true });
+}
+
+export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<SoakResult> {
+  const images = [await pauseImage(), await hostnicImage({ log })].map((i) => ({
+    archive: i.archive,
+  }));
+  // A prefix of its own: a testbed's close deletes every namespace named `<prefix>-…`, and
+  // tests/e2e/shared_chaos_test.ts, which may run beside a bench, uses "sk".
+  const prefix = `so${crypto.randomUUID().slice(0, 4)}`;
+  await using bed = await RealBed.start({ prefix, mode: "shared", images, log });
+  const { cp, nodes } = bed;
+  log("soak: two real nodes in shared mode; churn starts");
   const book = new Book();
-  const counts = { pods: 0, addFailures: 0, delFailures: 0, kills: 0, restarts: 0, checks: 0 };
+  const counts = { stuck: 0, kills: 0, apiRestarts: 0 };
+  const backSeconds: number[] = [];
+  const stuck: string[] = [];
+  /** What went wrong during the churn that the end checks would not see. */
+  const problems: string[] = [];
   const t0 = Date.now();
   const end = t0 + z.durationMs;
   let seq = 0;
-  const delErrors: string[] = [];
 
-  const worker = async (node: ClusterNode, nodeName: string) => {
+  const snapshot = async () => {
+    const r = await cp.kubectl(["get", "pods", "-A", "-o", "json"]);
+    if (r.code !== 0) return false; // the API server is restarting
+    book.take((JSON.parse(r.stdout) as { items: PodJson[] }).items);
+    return true;
+  };
+  const watcher = async () => {
     while (Date.now() < end) {
-      const names = Array.from({ length: 10 }, () => `s${++seq}`);
-      const created = await cp.kubectl(["create", "-f", "-"], {
-        stdin: JSON.stringify({
-          apiVersion: "v1",
-          kind: "List",
-          items: names.map((name) => ({
-            apiVersion: "v1",
-            kind: "Pod",
-            metadata: { name, namespace: "default" },
-            spec: {
-              nodeName,
-              tolerations: [{ operator: "Exists" }],
-              containers: [{ name: "main", image: "localhost/busybox:1" }],
-            },
-          })),
-        }),
-      });
-      if (created.code !== 0) {
-        await sleep(1000); // the API server is restarting
-        continue;
-      }
-      for (const name of names) {
-        if (Date.now() >= end) break;
-        let pod: Pod | undefined;
-        try {
-          pod = await node.addPod(name);
-        } catch {
-          counts.addFailures++;
-          await node.delPod({
-            name,
-            netns: `${c.prefix}-p-${name}`,
-            path: `/run/netns/${c.prefix}-p-${name}`,
-            containerId: `ctr-${name}`,
-            ifName: "eth0",
-            node,
-            ip: "",
-            result: {},
-          }).catch(() => {});
-          await sleep(500);
-          continue;
-        }
-        counts.pods++;
-        book.claim(pod.ip, `${nodeName}/${name}`);
-        await sleep(Math.random() * 2000);
-        // As the kubelet does: the sandbox (its namespace) stays until a DEL succeeds, retried
-        // every 2 s; the pod holds its address in the book until then.
-        for (let attempt = 1;; attempt++) {
-          const del = await node.delPod(pod, { keepNetns: true });
-          if (del.code === 0) break;
-          counts.delFailures++;
-          const req = /request (\d+)/.exec(del.stdout)?.[1];
-          const why = node.tail().split("\n").filter((l) =>
-            l.includes("rpc handler failed") && (!req || l.includes(req))
-          );
-          if (delErrors.length < 10) {
-            delErrors.push(
-              `${nodeName}/${name}: ${del.stdout.trim()} ${why.join(" ").slice(0, 600)}`,
-            );
-          }
-          if (attempt >= 60) break; // two minutes: counted, and the end check finds any leak
-          await sleep(2000);
-        }
-        await node.delPod(pod); // DEL again (it must succeed twice) and the namespace goes
-        book.release(pod.ip, `${nodeName}/${name}`);
-      }
-      await cp.kubectl(["delete", "pod", "--wait=false", "--ignore-not-found", ...names]);
+      await snapshot();
+      await sleep(2000);
     }
   };
 
-  // Continuous check: the blocks against the pods live across each read.
-  const checker = async () => {
+  const worker = async (node: RealNode, k: number) => {
+    while (Date.now() < end) {
+      const names = Array.from({ length: WAVE }, () => `soak-${k}-${++seq}`);
+      if (
+        !await kubectlRetry(cp, ["create", "-f", "-"], {
+          stdin: podManifest(names, node.name),
+          untilMs: end,
+        })
+      ) break;
+      const deadline = Date.now() + 120_000;
+      const mine = () => book.pods.filter((p) => names.includes(p.metadata.name));
+      while (Date.now() < deadline) {
+        const running = mine().filter((p) => p.status.phase === "Running" && p.status.podIP);
+        if (running.length === names.length) break;
+        await sleep(500);
+      }
+      for (const p of mine()) {
+        if (p.status.phase === "Running" && p.status.podIP) continue;
+        counts.stuck++;
+        if (stuck.length < 5) stuck.push(`${p.metadata.name} (${p.status.phase ?? "?"})`);
+      }
+      await sleep(1000 + Math.random() * 3000);
+      await kubectlRetry(cp, [
+        "delete",
+        "pod",
+        "-n",
+        NAMESPACE,
+        "--wait=false",
+        "--ignore-not-found",
+        ...names,
+      ], {
+        untilMs: end + 60_000,
+      });
+      // Pace on the kubelet: the next wave once at most WAVE of this node's pods are going.
+      while (Date.now() < end) {
+        const going = book.pods.filter((p) =>
+          p.spec.nodeName === node.name && p.metadata.deletionTimestamp &&
+          p.metadata.name.startsWith("soak-")
+        );
+        if (going.length <= WAVE) break;
+        await sleep(500);
+      }
+    }
+  };
+
+  // Every 15 s: the blocks against the pods live in the snapshots before and after the read.
+  const blockChecker = async () => {
     while (Date.now() < end) {
       await sleep(15_000);
-      const before = new Map(book.live);
+      const before = addressesOf(book.pods);
       const held = await blockHolders(cp).catch(() => undefined);
-      if (!held) continue;
-      counts.checks++;
-      for (const [ip, pod] of before) {
-        if (book.live.get(ip) !== pod) continue; // DELed meanwhile
+      if (!held || !await snapshot()) continue;
+      const after = addressesOf(book.pods);
+      const going = new Set(
+        book.pods.filter((p) => p.metadata.deletionTimestamp).map((p) =>
+          `${p.metadata.namespace}/${p.metadata.name}`
+        ),
+      );
+      book.blockChecks++;
+      for (const [ip, who] of before) {
+        // Changed meanwhile, or being deleted (its DEL may have run before its status says so).
+        if (who.length !== 1 || after.get(ip)?.join() !== who[0] || going.has(who[0])) continue;
         const h = held.get(ip);
-        const who = h ? `${h.node}/${h.pod}` : undefined;
-        if (who !== undefined && who !== pod) {
-          book.duplicates.push(`${ip}: ${pod}, blocks say ${who}`);
+        const holder = h ? `${h.namespace}/${h.pod}` : undefined;
+        if (holder !== who[0]) {
+          book.duplicates.add(
+            `${ip}: live pod ${who[0]}, IPAMBlock ${h?.block ?? "-"} says ${holder ?? "free"}`,
+          );
         }
       }
+    }
+  };
+
+  // The kubelets' events for failed ADDs and DELs, by event uid (the API server aggregates).
+  const events = new Map<string, { reason: string; count: number; message: string }>();
+  const collectEvents = async () => {
+    const r = await cp.kubectl(["get", "events", "-n", NAMESPACE, "-o", "json"]);
+    if (r.code !== 0) return;
+    const list = JSON.parse(r.stdout) as {
+      items: {
+        metadata: { uid: string };
+        reason: string;
+        message: string;
+        count?: number;
+        series?: { count: number };
+      }[];
+    };
+    for (const e of list.items) {
+      if (e.reason !== "FailedCreatePodSandBox" && e.reason !== "FailedKillPod") continue;
+      const count = Math.max(e.count ?? 1, e.series?.count ?? 1);
+      events.set(e.metadata.uid, { reason: e.reason, count, message: e.message });
+    }
+  };
+  const eventCollector = async () => {
+    while (Date.now() < end) {
+      await sleep(30_000);
+      await collectEvents();
     }
   };
 
   // Chaos: node-2's daemon SIGKILLed every killEveryMs; the API server restarted half-way.
+  const killed = nodes[1];
+  const firstPod = await daemonPod(cp, killed.name);
+  const neverKilledPod = await daemonPod(cp, nodes[0].name);
   const chaos = async () => {
     let restarted = false;
-    for (let next = t0 + z.killEveryMs; next < end; next += z.killEveryMs) {
+    const restartApiserver = async () => {
+      log(`soak: kube-apiserver down for ${APISERVER_DOWN_MS / 1000} s`);
+      await cp.restartApiserver({ downMs: APISERVER_DOWN_MS });
+      restarted = true;
+      counts.apiRestarts++;
+    };
+    let next = t0 + z.killEveryMs;
+    for (; next < end; next += z.killEveryMs) {
       while (Date.now() < next) {
-        if (!restarted && Date.now() >= t0 + z.durationMs / 2) {
-          log("soak: restarting kube-apiserver");
-          await cp.restartApiserver({ downMs: 2000 });
-          restarted = true;
-          counts.restarts++;
-        }
+        if (!restarted && Date.now() >= t0 + z.durationMs / 2) await restartApiserver();
         await sleep(500);
       }
-      log(`soak: SIGKILL node-2's daemon (${Math.round((Date.now() - t0) / 1000)} s)`);
-      await c.nodes[1].stopDaemon("SIGKILL");
-      counts.kills++;
-      await sleep(2000);
-      for (let attempt = 1;; attempt++) {
-        try {
-          await startDaemonOn(c.nodes[1], NODES[1], bed.kubeconfig);
-          await c.nodes[1].waitReady({ timeoutMs: 120_000 });
-          break;
-        } catch (err) {
-          await c.nodes[1].stopDaemon("SIGTERM").catch(() => {});
-          if (attempt >= 3) throw err;
-          log(`soak: node-2's daemon did not come back (${(err as Error).message}); again`);
-        }
+      const before = await daemonPod(cp, killed.name).catch(() => undefined);
+      const pid = before && await containerPid(killed, before.containerId);
+      if (!before || !pid) {
+        log(`soak: no running daemon on ${killed.name} to kill (${JSON.stringify(before)})`);
+        continue;
       }
+      log(
+        `soak: SIGKILL ${killed.name}'s daemon, pid ${pid} (${
+          Math.round((Date.now() - t0) / 1000)
+        } s)`,
+      );
+      Deno.kill(pid, "SIGKILL");
+      counts.kills++;
+      const tk = Date.now();
+      let back = false;
+      while (!back && Date.now() - tk < 10 * 60_000) {
+        const now = await daemonPod(cp, killed.name).catch(() => undefined);
+        back = now !== undefined && now.restarts > before.restarts && now.ready;
+        if (!back) await sleep(1000);
+      }
+      if (!back) {
+        problems.push(`${killed.name}'s daemon not Ready 10 minutes after its SIGKILL`);
+        break;
+      }
+      backSeconds.push((Date.now() - tk) / 1000);
+      log(`soak: ${killed.name}'s daemon Ready again after ${backSeconds.at(-1)!.toFixed(1)} s`);
+      // The kubelet's back-off grows with each crash: give the daemon at least half a period of
+      // work between its Ready and the next kill, so it is not killed again as soon as it is back.
+      next = Math.max(next, Date.now() - z.killEveryMs / 2); // the loop adds a period
     }
-    if (!restarted) {
-      await cp.restartApiserver({ downMs: 2000 });
-      counts.restarts++;
-    }
+    if (!restarted) await restartApiserver();
   };
 
   const samples: Sample[] = [];
+  let neverKilledPid = await containerPid(nodes[0], neverKilledPod?.containerId ?? "");
+  if (!neverKilledPid) throw new Error(`no daemon process on ${nodes[0].name}`);
+  const sample = async () => {
+    const s = await sampleProc(neverKilledPid!).catch(() => undefined);
+    if (s) samples.push({ atMs: Date.now() - t0, ...s });
+    else log(`soak: ${nodes[0].name}'s daemon (pid ${neverKilledPid}) is gone`);
+  };
   const sampler = async () => {
     while (Date.now() < end) {
-      const pid = c.nodes[0].daemon?.pid;
-      if (pid) samples.push({ atMs: Date.now() - t0, ...(await sampleProc(pid)) });
+      await sample();
       await sleep(20_000);
     }
   };
 
   await Promise.all([
-    ...c.nodes.flatMap((n, i) => Array.from({ length: WORKERS }, () => worker(n, NODES[i]))),
-    checker(),
+    watcher(),
+    ...nodes.map((n, k) => worker(n, k + 1)),
+    blockChecker(),
+    eventCollector(),
     chaos(),
     sampler(),
   ]);
-  log(`soak: churn over, ${counts.pods} pods; waiting for the nodes to settle`);
-  const pid = c.nodes[0].daemon!.pid;
-  samples.push({ atMs: Date.now() - t0, ...(await sampleProc(pid)) });
-  const leaks = await settle(c, cp);
+  const pods = book.started.size;
+  log(`soak: churn over, ${pods} pods; deleting the rest and waiting for the kubelets`);
+  await sample();
+  const leaks = [...problems, ...await teardown(bed, book)];
+  await collectEvents();
+  const lastPod = await daemonPod(cp, killed.name);
+  const lastNeverKilled = await daemonPod(cp, nodes[0].name);
+  neverKilledPid = undefined;
   const steady = samples.filter((s) => s.atMs >= 60_000);
   const use = steady.length >= 2 ? steady : samples;
+  const failed = [...events.values()];
+  const sum = (reason: string) =>
+    failed.filter((e) => e.reason === reason).reduce((s, e) => s + e.count, 0);
   return {
     minutes: z.durationMs / 60_000,
-    pods: counts.pods,
-    addFailures: counts.addFailures,
-    delFailures: counts.delFailures,
-    delErrors,
+    pods,
+    podsPerMin: pods / (z.durationMs / 60_000),
+    stuckPods: counts.stuck,
+    stuck,
+    addErrors: failed.filter((e) => e.reason === "FailedCreatePodSandBox").slice(0, 3).map((e) =>
+      e.message.slice(0, 400)
+    ),
+    addFailures: sum("FailedCreatePodSandBox"),
+    delFailures: sum("FailedKillPod"),
+    delErrors: failed.filter((e) => e.reason === "FailedKillPod").slice(0, 5).map((e) =>
+      e.message.slice(0, 400)
+    ),
     kills: counts.kills,
-    apiserverRestarts: counts.restarts,
-    checks: counts.checks,
-    duplicates: book.duplicates,
+    restarts: (lastPod?.restarts ?? 0) - (firstPod?.restarts ?? 0),
+    neverKilledRestarts: (lastNeverKilled?.restarts ?? 0) - (neverKilledPod?.restarts ?? 0),
+    backSeconds,
+    apiserverRestarts: counts.apiRestarts,
+    snapshots: book.snapshots,
+    blockChecks: book.blockChecks,
+    duplicates: [...book.duplicates],
     leaks,
     rssSlopeMiBPerHour: slope(use.map((s) => s.atMs / 3_600_000), use.map((s) => s.rssMiB)),
-    rssStartMiB: use[0].rssMiB,
-    rssEndMiB: use[use.length - 1].rssMiB,
-    fdStart: use[0].fds,
-    fdEnd: use[use.length - 1].fds,
+    rssStartMiB: use[0]?.rssMiB ?? NaN,
+    rssEndMiB: use.at(-1)?.rssMiB ?? NaN,
+    fdStart: use[0]?.fds ?? NaN,
+    fdEnd: use.at(-1)?.fds ?? NaN,
   };
 }
 
 /**
- * Waits (up to 2 minutes) for nothing to be left, then says what is: IPs still allocated,
- * handles, `ipam check` findings, NICs the simulator holds that no daemon lists.
+ * Deletes every churn pod, waits (4 minutes) for the kubelets to tear them down, then (2 minutes)
+ * for nothing to be left; returns what is: pods still there, IPs still allocated, handles, `ipam
+ * check` findings, NICs the simulator holds that no daemon lists, host veths on a node.
  */
-async function settle(c: Cluster, cp: ControlPlane): Promise<string[]> {
-  const deadline = Date.now() + 120_000;
-  let leaks: string[] = [];
+async function teardown(bed: RealBed, book: Book): Promise<string[]> {
+  const { cp, nodes, cluster } = bed;
+  await kubectlRetry(cp, ["delete", "pods", "-n", NAMESPACE, "-l", "app=soak", "--wait=false"], {
+    untilMs: Date.now() + 60_000,
+  });
+  const gone = Date.now() + 240_000;
+  let left: string[] = [];
   for (;;) {
-    leaks = [];
-    const held = await blockHolders(cp);
-    for (const [ip, h] of held) leaks.push(`IP ${ip} still allocated to ${h.node}/${h.pod}`);
+    const list = await cp.getJson<{ items: PodJson[] }>([
+      "pods",
+      "-n",
+      NAMESPACE,
+      "-l",
+      "app=soak",
+    ]);
+    book.take(list.items);
+    left = list.items.map((p) => `pod ${p.metadata.name} on ${p.spec.nodeName} still there`);
+    if (left.length === 0 || Date.now() > gone) break;
+    await sleep(2000);
+  }
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const leaks = [...left];
+    for (const [ip, h] of await blockHolders(cp)) {
+      leaks.push(`IP ${ip} still allocated to ${h.namespace}/${h.pod} (${h.node})`);
+    }
     const handles = await cp.getJson<{ items: { metadata: { name: string } }[] }>(["ipamhandles"]);
     for (const h of handles.items) leaks.push(`IPAMHandle ${h.metadata.name}`);
     const known = new Set<string>();
-    for (const node of c.nodes) {
-      const exited = await node.daemonExited();
-      if (exited) {
-        leaks.push(`the daemon of ${node.instanceId} is not running (${exited}): ${node.tail()}`);
-        return leaks;
+    for (const node of nodes) {
+      const socket = daemonSocket(node);
+      const check = await runAdmin(socket, ["ipam", "check", "-o", "json"]);
+      if (check.code !== 0) {
+        leaks.push(
+          `ipam check on ${node.name}: ${(check.stdout + check.stderr).trim().slice(0, 600)}`,
+        );
       }
-      const check = await node.admin(["ipam", "check", "-o", "json"]);
-      if (check.code !== 0) leaks.push(`ipam check on ${node.instanceId}: ${check.stdout.trim()}`);
-      const nics = await node.client.call<NicView[]>(RPC.adminNics);
-      for (const n of nics) known.add(n.id);
+      try {
+        const nics = await new RpcClient(socket, { timeoutMs: 10_000 }).call<NicView[]>(
+          RPC.adminNics,
+        );
+        for (const n of nics) known.add(n.id);
+      } catch (err) {
+        leaks.push(`${node.name}'s daemon does not answer: ${(err as Error).message}`);
+      }
+      const links = JSON.parse(
+        (await runner.run(["ip", "-n", node.instance.netns, "-j", "link", "show"])).stdout,
+      ) as { ifname: string }[];
+      for (const l of links) {
+        if (l.ifname.startsWith("vnic")) leaks.push(`veth ${l.ifname} on ${node.name}`);
+      }
     }
-    for (const nic of await c.simNics()) {
-      if (nic.role === 1 || !c.nodes.some((n) => n.instanceId === nic.instanceId)) continue;
-      if (!known.has(nic.id)) leaks.push(`NIC ${nic.id} (${nic.status}) known to no daemon`);
+    for (const nic of await cluster.simNics()) {
+      if (nic.role === 1 || !nodes.some((n) => n.instance.instanceId === nic.instanceId)) continue;
+      if (!known.has(nic.id)) {
+        leaks.push(`NIC ${nic.id} (${nic.status}) on ${nic.instanceId} known to no daemon`);
+      }
     }
     if (leaks.length === 0 || Date.now() > deadline) return leaks;
     await sleep(2000);
@@ -335,36 +539,69 @@ async function settle(c: Cluster, cp: ControlPlane): Promise<string[]> {
 }
 
 function figures(r: SoakResult): Figure[] {
-  const note = `${r.minutes} min, ${r.kills} daemon SIGKILLs, ${r.apiserverRestarts} apiserver ` +
-    `restart, ${r.pods} pods`;
+  const note = `${r.minutes} min on 2 real kubelet nodes, ${r.kills} daemon SIGKILLs, ` +
+    `${r.apiserverRestarts} apiserver restart`;
+  const back = [...r.backSeconds].sort((a, b) => a - b);
   return [
     figure({ name: "soak_pods", value: r.pods, unit: "pods", note }),
+    figure({
+      name: "soak_pods_per_min",
+      value: r.podsPerMin,
+      unit: "pods/min",
+      note: "pods that ran with an address, both nodes",
+    }),
     figure({
       name: "soak_duplicates",
       value: r.duplicates.length,
       unit: "addresses",
       target: { of: "value", op: "<=", value: 0 },
-      note: `every ADD and ${r.checks} block reads`,
+      note: `${r.snapshots} pod lists and ${r.blockChecks} block reads`,
     }),
     figure({
       name: "soak_leaks",
       value: r.leaks.length,
       unit: "objects",
       target: { of: "value", op: "<=", value: 0 },
-      note: "NICs, IPs, handles, ipam check",
+      note: r.leaks[0] ?? "pods, IPs, handles, ipam check, NICs, veths",
+    }),
+    figure({
+      name: "soak_stuck_pods",
+      value: r.stuckPods,
+      unit: "pods",
+      note: `not running with an address 2 minutes after their creation: ${
+        r.stuck.join(", ") || "none"
+      }`,
     }),
     figure({
       name: "soak_add_failures",
       value: r.addFailures,
       unit: "ADDs",
-      note: "ADDs refused while their daemon was down or the apiserver away (retried as new pods)",
+      note: `kubelet FailedCreatePodSandBox events (retried by the kubelet)${
+        r.addErrors[0] ? `; first: ${r.addErrors[0]}` : ""
+      }`,
     }),
     figure({
       name: "soak_del_failures",
       value: r.delFailures,
       unit: "DELs",
       target: { of: "value", op: "<=", value: 0 },
-      note: r.delErrors[0] ?? "DEL must succeed with the daemon down or the apiserver away",
+      note: r.delErrors[0] ?? "kubelet FailedKillPod events: a DEL must succeed",
+    }),
+    figure({
+      name: "soak_daemon_restarts",
+      value: r.restarts,
+      unit: "restarts",
+      target: { of: "value", op: ">=", value: r.kills },
+      note:
+        `node-2's container restarts by the kubelet for ${r.kills} SIGKILLs; node-1: ${r.neverKilledRestarts}`,
+    }),
+    figure({
+      name: "soak_daemon_back_max",
+      value: back.at(-1) ?? NaN,
+      unit: "s",
+      note: `SIGKILL → pod Ready again (kubelet back-off included); all: ${
+        back.map((s) => s.toFixed(0)).join(", ")
+      }`,
     }),
     figure({
       name: "soak_rss_slope",
@@ -383,16 +620,22 @@ function figures(r: SoakResult): Figure[] {
 
 export const soak: Benchmark = {
   name: "soak",
-  description: "churn on two shared-mode nodes with daemon SIGKILLs and an apiserver restart",
+  description:
+    "churn on two real kubelet nodes (shared mode) with daemon SIGKILLs and an apiserver restart",
   optIn: true,
   run: async (ctx: BenchContext) => {
     const r = await runSoak(sizes(ctx.mode), ctx.log);
     ctx.log(`soak: ${JSON.stringify(r)}`);
+    const out = figures(r);
+    // A failed run still shows its figures (the bench prints none for a module that throws).
+    if (r.duplicates.length || r.leaks.length) {
+      for (const f of out) ctx.log(`soak: ${formatFigure(f)}`);
+    }
     if (r.duplicates.length) {
       throw new Error(`soak: addresses on two pods: ${r.duplicates.slice(0, 5).join("; ")}`);
     }
     if (r.leaks.length) throw new Error(`soak: left behind: ${r.leaks.slice(0, 10).join("; ")}`);
-    return figures(r);
+    return out;
   },
 };
 

@@ -12,12 +12,13 @@
  * gets a block, then the DaemonSet restarted as docs/operations.md says, since a daemon decides its
  * mode when it starts).
  */
-import { Cluster } from "../testbed/cluster.ts";
+import type { Cluster } from "../testbed/cluster.ts";
 import { hostnicImage } from "../testbed/images.ts";
 import { conformanceImages } from "../testbed/images_e2e.ts";
-import { ControlPlane } from "../testbed/kube.ts";
-import { RealNode } from "../testbed/node.ts";
-import { type HostnicMode, installHostnicIn, rollout } from "../testbed/install.ts";
+import type { ControlPlane } from "../testbed/kube.ts";
+import type { RealNode } from "../testbed/node.ts";
+import { type HostnicMode, rollout } from "../testbed/install.ts";
+import { RealBed } from "../testbed/real_bed.ts";
 import { installKubeRouter } from "../testbed/policy.ts";
 
 export type Mode = HostnicMode;
@@ -39,15 +40,16 @@ export type Timings = Record<string, number>;
 
 export class ConformanceCluster implements AsyncDisposable {
   readonly timings: Timings = {};
-  readonly nodes: RealNode[] = [];
-  #c?: Cluster;
-  #cp?: ControlPlane;
+  #bed?: RealBed;
 
   get cluster(): Cluster {
-    return this.#c!;
+    return this.#bed!.cluster;
   }
   get cp(): ControlPlane {
-    return this.#cp!;
+    return this.#bed!.cp;
+  }
+  get nodes(): RealNode[] {
+    return this.#bed?.nodes ?? [];
   }
 
   static async start(o: ConformanceClusterOptions): Promise<ConformanceCluster> {
@@ -78,35 +80,15 @@ export class ConformanceCluster implements AsyncDisposable {
       return { hostnic, images: [...images, { archive: hostnic.archive }] };
     });
     log(`image ${hostnic.ref}: ${hostnic.built ? "built" : "cached"}`);
-    this.#c = await this.#phase("simulator", log, () =>
-      Cluster.start({
-        nodes: 2,
-        prefix: o.prefix ?? `cf${crypto.randomUUID().slice(0, 4)}`,
-        master: true,
-        startDaemons: false,
-        configFile: false,
-        vxnets: [],
-        jobLatencyMs: 100,
-      }));
-    const c = this.#c;
-    this.#cp = await this.#phase("control plane", log, () => ControlPlane.start(c));
-    const cp = this.#cp;
-    await this.#phase("two real nodes", log, async () => {
-      for (const [i, inst] of c.nodes.entries()) {
-        this.nodes.push(
-          await RealNode.start(cp, inst, {
-            name: `node-${i + 1}`,
-            images,
-            clusterDNS: CLUSTER_DNS,
-          }),
-        );
-      }
+    this.#bed = await RealBed.start({
+      prefix: o.prefix ?? `cf${crypto.randomUUID().slice(0, 4)}`,
+      mode: o.mode,
+      images,
+      clusterDNS: CLUSTER_DNS,
+      log,
+      phase: (name, step) => this.#phase(name, log, step),
     });
-    await this.#phase(`hostnic (${o.mode} mode)`, log, async () => {
-      for (const d of await installHostnicIn(cp, this.nodes, o.mode, { log })) {
-        log(`differs from docs/install.md: ${d}`);
-      }
-    });
+    const cp = this.cp;
     await this.#phase("CoreDNS", log, async () => {
       await cp.kubectlOk(["apply", "-f", COREDNS_MANIFEST]);
       await rollout(cp, "deployment/coredns");
@@ -131,9 +113,7 @@ export class ConformanceCluster implements AsyncDisposable {
   }
 
   async close(): Promise<void> {
-    for (const n of this.nodes.reverse()) await n.close().catch(() => {});
-    await this.#cp?.close().catch(() => {});
-    await this.#c?.close().catch(() => {});
+    await this.#bed?.close().catch(() => {});
   }
 
   [Symbol.asyncDispose](): Promise<void> {

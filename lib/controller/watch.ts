@@ -3,10 +3,14 @@
  * to changes (a namespace appears or goes, `v-pool` is edited, a block fills up or empties), as
  * upstream's informers do. They
  * carry no state: the pass re-reads everything, and the periodic pass stays the safety net for a
- * missed event, so a watch only needs to reconnect, never to resume exactly.
+ * missed event. A reconnect resumes from the last resourceVersion seen (bookmarks keep it fresh):
+ * a watch opened without one replays every object as ADDED, which would kick a pass per path at
+ * each reconnect and send all IPAMBlocks again. Only the first watch, or one after "410 Gone",
+ * starts without it.
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { errorMessage } from "../errors.ts";
+import { longWatcher, watchTimeoutSeconds } from "../k8s/watch.ts";
 import type { Logger } from "../log.ts";
 
 /** Wakes the controller loop early. Kicks while a pass runs make the next wait end at once. */
@@ -53,13 +57,14 @@ export function startKickWatches(
   kc: k8s.KubeConfig,
   o: { paths: readonly string[]; kick: () => void; logger: Logger; signal: AbortSignal },
 ): Promise<void> {
-  const watcher = new k8s.Watch(kc);
+  const watcher = longWatcher(kc);
   const one = async (path: string) => {
     let backoff = 1000;
+    let rv: string | undefined;
     while (!o.signal.aborted) {
       const started = Date.now();
       const done = Promise.withResolvers<unknown>();
-      const timeoutSeconds = 15 + Math.floor(Math.random() * 10);
+      const timeoutSeconds = watchTimeoutSeconds();
       let ctrl: AbortController | undefined;
       const onAbort = () => done.resolve(undefined);
       o.signal.addEventListener("abort", onAbort, { once: true });
@@ -71,8 +76,15 @@ export function startKickWatches(
       try {
         ctrl = await watcher.watch(
           path,
-          { timeoutSeconds, allowWatchBookmarks: false },
-          (type: string) => {
+          { timeoutSeconds, allowWatchBookmarks: true, ...(rv ? { resourceVersion: rv } : {}) },
+          (type: string, obj: unknown) => {
+            const meta = (obj as { metadata?: { resourceVersion?: unknown } } | null)?.metadata;
+            if (type === "ERROR") {
+              // 410 Gone (or any server-side error event): start over from "now".
+              rv = undefined;
+              return;
+            }
+            if (typeof meta?.resourceVersion === "string") rv = meta.resourceVersion;
             if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") o.kick();
           },
           (err: unknown) => done.resolve(err),
@@ -80,6 +92,7 @@ export function startKickWatches(
         const err = await done.promise;
         if (err) throw err;
       } catch (err) {
+        if ((err as { statusCode?: unknown })?.statusCode === 410) rv = undefined;
         if (!o.signal.aborted) {
           o.logger.debug("watch interrupted; retrying", { path, error: errorMessage(err) });
         }

@@ -47,7 +47,7 @@ import type {
   WatchEventType,
   WatchPodsOptions,
 } from "./types.ts";
-import { listWatch, type ListWatchSpec } from "./watch.ts";
+import { listWatch, type ListWatchSpec, longWatcher } from "./watch.ts";
 import type { PolicyRef } from "./netpol.ts";
 import { networkPolicyWatch } from "./netpol_watch.ts";
 
@@ -568,7 +568,7 @@ export class HttpKube implements Kube {
   /** Starts a list-then-watch (watch.ts) with this client's watcher, log and backoff. */
   #listWatch(spec: ListWatchSpec): KubeWatch {
     const handle = listWatch({
-      watcher: new k8s.Watch(this.#kc),
+      watcher: longWatcher(this.#kc),
       log: this.#log,
       backoff: this.#backoff,
       error: (op, err) => this.#api.error(op, err),

@@ -16,6 +16,7 @@
  * - Callbacks never run after `stop()` resolves; a callback that throws is logged, not fatal.
  */
 import type * as k8s from "@kubernetes/client-node";
+import { Watch as k8sWatch } from "@kubernetes/client-node";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { KubeError } from "./errors.ts";
@@ -41,6 +42,35 @@ export interface ListWatchDeps {
   backoff: { min: number; max: number };
   /** Maps any failure to a `KubeError` for the log. */
   error: (op: string, err: unknown) => KubeError;
+}
+
+/**
+ * How long the server keeps one watch open: 2 – 3 minutes, spread so a fleet of daemons does not
+ * reconnect in step. Every re-open is an API request per node, so short watches are a per-node cost
+ * at rest (with 20 s watches, two watches made 12 requests per node per minute). The server sends a
+ * bookmark only about once a minute (seen: gaps of 60 and 121 s on a quiet watch), so the client's
+ * inactivity timer must not be shorter than the watch itself: `longWatcher` sets it past the end.
+ */
+export function watchTimeoutSeconds(): number {
+  return WATCH_MIN_S + Math.floor(Math.random() * (WATCH_MAX_S - WATCH_MIN_S));
+}
+const WATCH_MIN_S = 120;
+const WATCH_MAX_S = 180;
+/** The silence after which a watch is given up: past the longest watch plus the watchdog's 10 s. */
+export const WATCH_IDLE_MS = (WATCH_MAX_S + 15) * 1000;
+
+/**
+ * A client `Watch` whose inactivity timer (30 s in client-node, a private field of 2.0.x, checked
+ * by tests/k8s/watch_test.ts) is `WATCH_IDLE_MS`: a quiet watch would otherwise be cut every 30 s.
+ */
+export function longWatcher(kc: k8s.KubeConfig): k8s.Watch {
+  const w = new k8sWatch(kc);
+  const timer = w as unknown as { requestTimeoutMs?: unknown };
+  if (typeof timer.requestTimeoutMs !== "number") {
+    throw new Error("@kubernetes/client-node's Watch no longer has requestTimeoutMs");
+  }
+  timer.requestTimeoutMs = WATCH_IDLE_MS;
+  return w;
 }
 
 /** HTTP status of a failed watch request (the client's Error carries `statusCode`). */
@@ -102,9 +132,7 @@ export function listWatch(deps: ListWatchDeps, spec: ListWatchSpec): KubeWatch {
         }
         const done = Promise.withResolvers<unknown>();
         finish = (err?: unknown) => done.resolve(err);
-        // The server ends the watch before the client's 30 s inactivity timer would; jitter
-        // keeps a fleet of daemons from reconnecting in step.
-        const timeoutSeconds = 15 + Math.floor(Math.random() * 10);
+        const timeoutSeconds = watchTimeoutSeconds();
         const params = {
           ...spec.params,
           resourceVersion: rv,

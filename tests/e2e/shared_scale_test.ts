@@ -8,12 +8,11 @@
  */
 import assert from "node:assert/strict";
 import type { PodView } from "../../lib/rpc/api.ts";
-import { CommandRunner } from "../../lib/linux/exec.ts";
 import { Cluster, type ClusterNode, type Pod } from "../../lib/testbed/cluster.ts";
 import { ControlPlane } from "../../lib/testbed/kube.ts";
 import { blockHolders, createPods, startSharedBed } from "../helpers/shared_bed.ts";
+import { metric } from "../helpers/metrics.ts";
 
-const runner = new CommandRunner();
 const NODES = ["node-1", "node-2", "node-3"];
 const PER_NODE = 40;
 const NAMESPACES = ["ns-a", "ns-b"];
@@ -22,20 +21,6 @@ async function podsOf(node: ClusterNode): Promise<PodView[]> {
   const res = await node.admin(["pod", "ls", "-o", "json"]);
   assert.equal(res.code, 0, res.stderr);
   return JSON.parse(res.stdout) as PodView[];
-}
-
-/** A daemon's metric value (sum over label sets), read inside its node namespace. */
-export async function metric(node: ClusterNode, name: string): Promise<number> {
-  const out = await runner.run(["curl", "-s", "http://127.0.0.1:31081/metrics"], {
-    netns: node.netns,
-  });
-  let sum = 0;
-  for (const line of out.stdout.split("\n")) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      sum += Number(line.trim().split(/\s+/).pop());
-    }
-  }
-  return sum;
 }
 
 Deno.test({

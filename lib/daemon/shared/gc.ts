@@ -9,6 +9,8 @@
  *   created may not be in the watch cache yet), after re-reading the pod right before release;
  * - an `allocating` record (an ADD that crashed before it finished) is released after `graceMs`
  *   when its pod is not live (a live pod's kubelet retries the ADD, which completes it);
+ * - a `releasing` record (a pending release: its DEL answered while IPAM could not be reached)
+ *   is released at once, every pass, until IPAM answers;
  * - an address an IPAMBlock gives to this node for a handle this node has no record of (a lost
  *   store, a crash inside a release) is released once it has been seen orphaned for `graceMs`;
  * - an address an IPAMBlock gives to a node that Kubernetes no longer has is released at once.
@@ -94,7 +96,17 @@ export function planSharedGc(f: SharedGcFacts, o: { graceMs: number }): SharedGc
     const old = f.now - r.createdAt >= o.graceMs;
     const live = f.livePods?.has(pod);
     const diffs = f.diffs.get(r.handle) ?? [];
-    if (r.state === "ready" && diffs.some(isNetnsMissingDiff)) {
+    if (r.state === "releasing") {
+      const since = new Date(r.releasePendingSince ?? r.createdAt).toISOString();
+      out.push({
+        kind: "release-record",
+        ...base,
+        reason: `its DEL could not release it (pending since ${since}: ${
+          r.releaseError ?? "IPAM did not answer"
+        })`,
+        recheckPod: false,
+      });
+    } else if (r.state === "ready" && diffs.some(isNetnsMissingDiff)) {
       out.push({
         kind: "release-record",
         ...base,

@@ -179,6 +179,16 @@ function registerMetrics(
   );
   registry.register(
     new Gauge({
+      name: "hostnic_shared_release_pending",
+      help: "Shared-mode addresses whose DEL answered but whose IPAM release is still pending " +
+        "(the API server was unreachable); GC retries them",
+      collect: (g) => {
+        g.set(svc.pendingReleases());
+      },
+    }),
+  );
+  registry.register(
+    new Gauge({
       name: "hostnic_shared_gc_candidates",
       help: "Allocations the last shared-mode GC pass found to release",
       collect: (g) => {

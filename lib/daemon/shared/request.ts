@@ -5,6 +5,7 @@
 import { HostnicError } from "../../errors.ts";
 import { parseIp } from "../../ipam/mod.ts";
 import { RpcError } from "../../rpc/protocol.ts";
+import { isTransientKubeError } from "../kube/client.ts";
 
 /** Calico's fixed-IP annotation (a JSON list of addresses), honoured like hostnic's own. */
 export const CALICO_IP_ADDRS = "cni.projectcalico.org/ipAddrs";
@@ -50,8 +51,22 @@ export function fixedIpOf(
   return v4[0];
 }
 
-/** Shared-mode failures as the socket protocol's reasons; undefined for anything else. */
+/**
+ * Shared-mode failures as the socket protocol's reasons; undefined for anything else. Every
+ * failure a retry can fix is CNI 11 ("try again later"): the API server unreachable, throttled or
+ * answering 5xx/429 (shared mode cannot allocate without it), compare-and-swap races lost, a
+ * pending release of the same container not finished yet.
+ */
 export function sharedRpcError(err: unknown): RpcError | undefined {
+  const kube = transientKubeCause(err);
+  if (kube) {
+    return new RpcError(
+      "NOT_READY",
+      `The Kubernetes API server is not answering (${kube.message}); shared mode needs it to ` +
+        "allocate the pod's address, try again later",
+      { cniCode: 11, retryable: true },
+    );
+  }
   if (!(err instanceof HostnicError)) return undefined;
   switch (err.code) {
     case "IPAM_IP_IN_USE":
@@ -65,7 +80,18 @@ export function sharedRpcError(err: unknown): RpcError | undefined {
     case "IPAM_NAMESPACE_UNMAPPED":
       return new RpcError("POOL_EMPTY", err.message, { cniCode: 11, retryable: true });
     case "IPAM_RETRIES_EXHAUSTED":
+    case "IPAM_CONFLICT":
       return new RpcError("POOL_TIMEOUT", err.message, { cniCode: 11, retryable: true });
+    case "SHARED_RELEASE_PENDING":
+      return new RpcError("NOT_READY", err.message, { cniCode: 11, retryable: true });
+  }
+  return undefined;
+}
+
+/** The transient Kubernetes error `err` is or wraps (causes are followed a few levels). */
+function transientKubeCause(err: unknown): Error | undefined {
+  for (let e = err, i = 0; e instanceof Error && i < 4; e = e.cause, i++) {
+    if (isTransientKubeError(e)) return e;
   }
   return undefined;
 }

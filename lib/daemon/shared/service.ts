@@ -10,7 +10,10 @@
  *   number are written before the datapath is set up and before ADD answers: a crash anywhere
  *   leaves a record GC can settle (gc.ts), never an address nobody knows about.
  * - DEL tears the datapath down, then releases by handle with the stored sequence (a release of
- *   an address re-allocated since frees nothing), then deletes the record. Idempotent.
+ *   an address re-allocated since frees nothing), then deletes the record. Idempotent. When IPAM
+ *   does not answer within DEL_RELEASE_BUDGET_MS (the API server is down), the record becomes a
+ *   pending release (state `releasing`, persisted before DEL answers success) that GC retries
+ *   (gc.ts) and an ADD of the same container settles first; a failed ADD's undo does the same.
  * - Operations on one handle are serialised; NIC work on one vxnet is serialised.
  * - A shared NIC is kept while any record names it; one without pods for `freePeriodMs` is torn
  *   down and given back to the pool (a dedicated NIC: detached and deleted).
@@ -29,7 +32,6 @@ import type { IpamConfig } from "../../ipam/mod.ts";
 import {
   checkPod,
   type LinuxDeps,
-  podResult,
   setupPod,
   setupSharedNic,
   teardownPod,
@@ -63,37 +65,20 @@ import { KeyedSerial } from "../serial.ts";
 
 /** Pool owner of the shared NIC of a vxnet. */
 export const SHARED_OWNER_PREFIX = "shared/";
-const RECORD_PREFIX = "shared/";
-
-export type SharedState = "allocating" | "ready";
-
-/** One shared-mode pod attachment as persisted (`shared/<containerId>/<ifName>`). */
-export interface SharedRecord {
-  containerId: string;
-  ifName: string;
-  netns: string;
-  podNamespace: string;
-  podName: string;
-  handle: string;
-  state: SharedState;
-  ip?: string;
-  sequence?: number;
-  block?: string;
-  /** The IPAMHandle's resourceVersion after the allocation (release reads nothing with it). */
-  handleVersion?: string;
-  vxnet?: string;
-  cidr?: string;
-  gateway?: string;
-  nicId?: string;
-  table?: number;
-  hostVeth?: string;
-  settings?: CniSettings;
-  createdAt: number;
-}
-
-export const sharedKey = (containerId: string, ifName: string): string =>
-  `${RECORD_PREFIX}${containerId}/${ifName}`;
-export const handleOf = (containerId: string, ifName: string): string => `${containerId}.${ifName}`;
+export { handleOf, sharedKey, type SharedRecord, type SharedState } from "./record.ts";
+import {
+  DEL_RELEASE_BUDGET_MS,
+  handleOf,
+  podSpecOf,
+  RECORD_PREFIX,
+  releaseOpts,
+  ReleasePendingError,
+  replyOf,
+  sharedKey,
+  type SharedRecord,
+  teardownSpecOf,
+  within,
+} from "./record.ts";
 
 /** What shared mode needs from Kubernetes (a slice of `Kube`, plus the Calico annotation). */
 export interface SharedKube {
@@ -145,6 +130,8 @@ export class SharedService {
   readonly #idleSince = new Map<string, number>();
   /** IPPool name → cidr/gateway (an IPPool's CIDR is immutable). */
   readonly #vxnets = new Map<string, { cidr: string; gateway: string }>();
+  /** Release attempts that outlived their budget, by record key. */
+  readonly #inflight = new Map<string, Promise<unknown>>();
   #ready = false;
 
   constructor(deps: SharedDeps, opts: SharedOptions) {
@@ -165,6 +152,13 @@ export class SharedService {
 
   records(): SharedRecord[] {
     return [...this.#records.values()];
+  }
+
+  /** Records whose address still waits for its release (DEL answered, IPAM not told yet). */
+  pendingReleases(): number {
+    let n = 0;
+    for (const r of this.#records.values()) if (r.state === "releasing") n++;
+    return n;
   }
 
   /** `admin pod ls` rows. */
@@ -199,8 +193,8 @@ export class SharedService {
     return this.#turns.run(sharedKey(req.containerId, req.ifName), () => this.#add(req));
   }
 
-  del(req: DelRequest): Promise<void> {
-    return this.#turns.run(sharedKey(req.containerId, req.ifName), () => this.#del(req));
+  async del(req: DelRequest): Promise<void> {
+    await this.#turns.run(sharedKey(req.containerId, req.ifName), () => this.#del(req));
   }
 
   /**
@@ -212,8 +206,7 @@ export class SharedService {
     return this.#turns.run(key, async () => {
       const rec = this.#records.get(key);
       if (!rec || rec.sequence !== sequence) return false;
-      await this.#del({ containerId, ifName, netns: rec.netns });
-      return true;
+      return await this.#del({ containerId, ifName, netns: rec.netns });
     });
   }
 
@@ -261,7 +254,9 @@ export class SharedService {
     for (const nic of this.nics()) {
       if (nic.state !== "inuse") continue;
       const vxnet = nic.owner!.slice(SHARED_OWNER_PREFIX.length);
-      const used = this.records().some((r) => r.nicId === nic.id || r.vxnet === vxnet);
+      const used = this.records().some((r) =>
+        r.state !== "releasing" && (r.nicId === nic.id || r.vxnet === vxnet)
+      );
       if (used) {
         this.#idleSince.delete(nic.id);
         continue;
@@ -270,7 +265,8 @@ export class SharedService {
       this.#idleSince.set(nic.id, since);
       if (now - since < this.#o.freePeriodMs) continue;
       const freed = await this.#turns.run(`nic/${vxnet}`, async () => {
-        if (this.records().some((r) => r.vxnet === vxnet)) return false; // a pod came meanwhile
+        // A pod came meanwhile.
+        if (this.records().some((r) => r.state !== "releasing" && r.vxnet === vxnet)) return false;
         await teardownSharedNic(this.#d.linux, { table: nic.table }, this.#node());
         this.#nicReady.delete(nic.id);
         this.#idleSince.delete(nic.id);
@@ -298,7 +294,7 @@ export class SharedService {
       });
     }
     const key = sharedKey(req.containerId, req.ifName);
-    const existing = this.#records.get(key);
+    const existing = await this.#settlePending(key);
     if (existing?.state === "ready") {
       await this.#adoptNic(existing);
       await setupPod(this.#d.linux, this.#podSpec(existing), this.#node());
@@ -350,13 +346,16 @@ export class SharedService {
         ...(fixedIp !== undefined ? { fixedIp } : {}),
       });
     } catch (err) {
-      // Nothing was allocated, or the handle holds it and a retry/GC finds it: the record stays
-      // only if IPAM may hold something (a lost reply), else it goes.
+      // A refusal (pool exhausted, fixed IP taken …) allocated nothing: the record goes. After
+      // anything else (API server unreachable, retries exhausted) the handle may hold an address
+      // (a lost reply): it is released, or the release is left pending for GC.
       if (
         err instanceof HostnicError && err.code.startsWith("IPAM_") &&
         err.code !== "IPAM_RETRIES_EXHAUSTED"
       ) {
         await this.#drop(rec);
+      } else {
+        await this.#releaseOrDefer(rec, "failed ADD");
       }
       throw err;
     }
@@ -413,35 +412,86 @@ export class SharedService {
         this.#d.logger.error("undo of a failed ADD could not tear down", { err: errorMessage(e) })
       );
     }
-    try {
-      await this.#d.ipam.release(rec.handle, releaseOpts(rec));
-      await this.#drop(rec);
-    } catch (err) {
-      this.#d.logger.warn("undo could not release the address; GC will", {
+    await this.#releaseOrDefer(rec, "failed ADD").catch((err) =>
+      this.#d.logger.error("undo of a failed ADD could not record its release", {
         handle: rec.handle,
         err: errorMessage(err),
-      });
-    }
+      })
+    );
   }
 
-  async #del(req: DelRequest): Promise<void> {
+  /** DEL (and GC's release): true when the address was released, false when left pending. */
+  async #del(req: DelRequest): Promise<boolean> {
     const key = sharedKey(req.containerId, req.ifName);
     const rec = this.#records.get(key);
-    if (!rec) return;
-    if (rec.state === "ready" || rec.table !== undefined) {
+    if (!rec) return false;
+    if (rec.state !== "releasing" && (rec.state === "ready" || rec.table !== undefined)) {
       await teardownPod(
         this.#d.linux,
         this.#teardownSpec({ ...rec, netns: req.netns || rec.netns }),
         this.#node(),
       );
     }
-    await this.#d.ipam.release(rec.handle, releaseOpts(rec));
+    return await this.#releaseOrDefer(rec, "DEL");
+  }
+
+  /**
+   * Releases the record's address and drops the record. When IPAM fails or does not answer within
+   * DEL_RELEASE_BUDGET_MS, the record is persisted as a pending release instead (before this
+   * returns: a daemon restart keeps it) and false is returned; GC retries it. Throws only when
+   * the store cannot be written.
+   */
+  async #releaseOrDefer(rec: SharedRecord, why: string): Promise<boolean> {
+    const key = sharedKey(rec.containerId, rec.ifName);
+    // An earlier attempt still waits for IPAM: no second one beside it (the record stays pending;
+    // the next GC pass confirms whatever that attempt achieved).
+    if (this.#inflight.has(key)) return false;
+    const attempt = this.#d.ipam.release(rec.handle, releaseOpts(rec));
+    try {
+      await within(attempt, DEL_RELEASE_BUDGET_MS, rec.handle);
+    } catch (err) {
+      // An attempt that outlived the budget goes on (bounded by the API client's deadline).
+      const settled = attempt.then(() => {}, () => {}).finally(() => {
+        if (this.#inflight.get(key) === settled) this.#inflight.delete(key);
+      });
+      this.#inflight.set(key, settled);
+      const first = rec.state !== "releasing";
+      rec.state = "releasing";
+      rec.releasePendingSince ??= this.#now();
+      rec.releaseError = errorMessage(err);
+      await this.#put(rec);
+      (first ? this.#d.logger.warn : this.#d.logger.debug).call(
+        this.#d.logger,
+        "IPAM release failed; it stays pending and GC retries it",
+        { why, handle: rec.handle, ip: rec.ip, block: rec.block, err: errorMessage(err) },
+      );
+      return false;
+    }
     await this.#drop(rec);
     this.#d.logger.info("pod released (shared)", {
-      containerId: req.containerId,
+      why,
+      containerId: rec.containerId,
       ip: rec.ip,
       block: rec.block,
+      ...(rec.releasePendingSince !== undefined
+        ? { pendingMs: this.#now() - rec.releasePendingSince }
+        : {}),
     });
+    return true;
+  }
+
+  /**
+   * The record of `key` for an ADD: a pending release is finished first (the handle is this
+   * container's, and a new allocation must not start under it while the old one may be held).
+   * Throws ReleasePendingError (CNI 11) when it cannot be finished now.
+   */
+  async #settlePending(key: string): Promise<SharedRecord | undefined> {
+    const rec = this.#records.get(key);
+    if (rec?.state !== "releasing") return rec;
+    if (!(await this.#releaseOrDefer(rec, "ADD of the same container"))) {
+      throw new ReleasePendingError(rec, rec.releaseError);
+    }
+    return undefined;
   }
 
   /**
@@ -505,55 +555,15 @@ export class SharedService {
   }
 
   #podSpec(rec: SharedRecord) {
-    const s = rec.settings ?? this.#d.settings;
-    return {
-      mode: "shared" as const,
-      pod: {
-        containerId: rec.containerId,
-        k8sNamespace: rec.podNamespace,
-        podName: rec.podName,
-        ifName: rec.ifName,
-      },
-      ifName: rec.ifName,
-      netns: rec.netns,
-      ip: rec.ip!,
-      table: rec.table!,
-      vethPrefix: s.vethPrefix,
-      mtu: s.mtu,
-    };
+    return podSpecOf(rec, this.#d.settings);
   }
 
   #teardownSpec(rec: SharedRecord) {
-    return {
-      mode: "shared" as const,
-      pod: {
-        containerId: rec.containerId,
-        k8sNamespace: rec.podNamespace,
-        podName: rec.podName,
-        ifName: rec.ifName,
-      },
-      ifName: rec.ifName,
-      netns: rec.netns || undefined,
-      ip: rec.ip,
-      table: rec.table,
-      vethPrefix: (rec.settings ?? this.#d.settings).vethPrefix,
-    };
+    return teardownSpecOf(rec, this.#d.settings);
   }
 
   #reply(rec: SharedRecord): AddReply {
-    // The veth result of nic mode: /32 behind 169.254.1.1.
-    const out = podResult(this.#podSpec(rec));
-    return {
-      mode: "nic",
-      address: out.address,
-      gateway: out.gateway,
-      interfaces: out.interfaces,
-      interfaceIndex: out.interfaceIndex,
-      routes: [],
-      vxnet: rec.vxnet!,
-      vxnetCidr: rec.cidr!,
-      nicId: rec.nicId!,
-    };
+    return replyOf(rec, this.#d.settings);
   }
 
   async #put(rec: SharedRecord): Promise<void> {
@@ -577,16 +587,4 @@ export class SharedService {
   #now(): number {
     return (this.#d.now ?? Date.now)();
   }
-}
-
-/** Release options of a record: its sequence, and its block and handle version when known. */
-function releaseOpts(
-  rec: SharedRecord,
-): { sequence?: number; block?: string; handleVersion?: string } {
-  return withoutUndefined({
-    sequence: rec.sequence,
-    ...(rec.handleVersion !== undefined && rec.block !== undefined
-      ? { block: rec.block, handleVersion: rec.handleVersion }
-      : {}),
-  });
 }

@@ -4,6 +4,15 @@ import { planSharedGc, type SharedGcFacts } from "./gc.ts";
 import { decideMode, IpamConfigSource } from "./kube.ts";
 import { NamespaceUnmappedError, resolveNamespace } from "../../ipam/mod.ts";
 import type { SharedRecord } from "./service.ts";
+import { ReleasePendingError } from "./record.ts";
+import { SharedRequestError, sharedRpcError } from "./request.ts";
+import { KubeError } from "../../k8s/errors.ts";
+import {
+  ConflictError,
+  IpamExhaustedError,
+  IpamRetryError,
+  IpInUseError,
+} from "../../ipam/errors.ts";
 
 const rec = (o: Partial<SharedRecord> & { containerId: string }): SharedRecord => ({
   ifName: "eth0",
@@ -159,4 +168,57 @@ Deno.test("ipam config: the watch's copy once delivered; a read before, on reque
   ]);
   src.watched(undefined);
   await assert.rejects(() => src.get(), /hostnic-ipam-config is gone/);
+});
+
+Deno.test("shared GC: a pending release is retried every pass, not repaired or re-planned", () => {
+  const pending = rec({
+    containerId: "c1",
+    state: "releasing",
+    releasePendingSince: 50_000,
+    releaseError: "Cannot reach the Kubernetes API server",
+  });
+  const acts = planSharedGc(
+    facts({
+      records: [pending],
+      diffs: new Map([["c1.eth0", ["pod: network namespace /run/netns/c1 is missing"]]]),
+      livePods: new Set(),
+      addresses: [{
+        handle: "c1.eth0",
+        sequence: 3,
+        ip: "172.30.8.5",
+        block: "b",
+        node: "node-1",
+        namespace: "ns-a",
+        pod: "c1",
+      }],
+      firstSeen: new Map([["c1.eth0", 0]]),
+    }),
+    GRACE,
+  );
+  assert.equal(acts.length, 1, JSON.stringify(acts));
+  const a = acts[0];
+  assert.ok(a.kind === "release-record" && !a.recheckPod && a.sequence === 3);
+  assert.match(a.reason, /pending since 1970-01-01T00:00:50\.000Z: Cannot reach/);
+});
+
+Deno.test("shared ADD errors: transient Kubernetes failures are CNI 11, refusals keep theirs", () => {
+  const unreachable = new KubeError("KUBE_UNREACHABLE", "get pod", "Cannot reach the API server");
+  const cases: [unknown, number | undefined][] = [
+    [unreachable, 11],
+    [new KubeError("KUBE_THROTTLED", "get pod", "throttled"), 11],
+    [new KubeError("KUBE_API_ERROR", "update ipamblock", "HTTP 503", { status: 503 }), 11],
+    [new KubeError("KUBE_API_ERROR", "get pod", "HTTP 429", { status: 429 }), 11],
+    [new Error("wrapped", { cause: unreachable }), 11],
+    [new IpamRetryError("allocate", 8), 11],
+    [new ConflictError("IPAMBlock", "b"), 11],
+    [new ReleasePendingError(rec({ containerId: "c1" }), "down"), 11],
+    [new IpamExhaustedError(["p"], []), 11],
+    [new IpInUseError("172.30.8.5", { handle: "h" }), 101],
+    [new SharedRequestError("bad annotation"), 103],
+    [new KubeError("KUBE_API_ERROR", "get pod", "HTTP 403", { status: 403 }), undefined],
+  ];
+  for (const [err, code] of cases) {
+    assert.equal(sharedRpcError(err)?.cniCode, code, String(err));
+  }
+  assert.match(sharedRpcError(unreachable)!.message, /not answering.*try again later/);
 });
