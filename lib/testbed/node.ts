@@ -354,21 +354,21 @@ export class RealNode implements AsyncDisposable {
     ]);
   }
 
-  /** argv run inside the node (its mount, UTS and network namespaces). */
-  argv(args: string[]): string[] {
+  /** argv run inside the node (its mount, UTS and, unless `net` is false, network namespaces). */
+  argv(args: string[], net = true): string[] {
     return [
       "nsenter",
       `--mount=${this.mntns}`,
       `--uts=${this.utsns}`,
-      `--net=/run/netns/${this.instance.netns}`,
+      ...(net ? [`--net=/run/netns/${this.instance.netns}`] : []),
       "--",
       ...args,
     ];
   }
 
   /** Runs a command inside the node; never throws for a non-zero exit. */
-  async exec(args: string[], o: { stdin?: string } = {}): Promise<CniOutcome> {
-    const argv = this.argv(args);
+  async exec(args: string[], o: { stdin?: string; net?: boolean } = {}): Promise<CniOutcome> {
+    const argv = this.argv(args, o.net ?? true);
     const child = new Deno.Command(argv[0], {
       args: argv.slice(1),
       stdin: o.stdin === undefined ? "null" : "piped",
@@ -384,7 +384,8 @@ export class RealNode implements AsyncDisposable {
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   }
 
-  /** `ctr -n k8s.io …` against the node's containerd. */
+  /** `ctr -n k8s.io …` against the node's containerd (a unix socket: the network namespace is
+   * not needed, and `close` must work when the instance's namespace is already gone). */
   ctr(args: string[]): Promise<CniOutcome> {
     return this.exec([
       "ctr",
@@ -393,7 +394,7 @@ export class RealNode implements AsyncDisposable {
       "-n",
       "k8s.io",
       ...args,
-    ]);
+    ], { net: false });
   }
 
   /** Imports a docker-archive into the node's containerd and adds `tags`. */
