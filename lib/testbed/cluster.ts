@@ -15,6 +15,7 @@ import type { PoolView } from "../rpc/api.ts";
 import { CommandRunner } from "../linux/exec.ts";
 import { deleteNamespaces, instanceNamespace, leftoverNamespaces } from "../sim/linux.ts";
 import { ProcessLogs, secretLeaks } from "./logs.ts";
+import { claimPrefix, releasePrefix } from "./owner.ts";
 import { type CniOutcome, MAIN, runAdmin, runCni, simReady, spawnSim } from "./processes.ts";
 import {
   MASTER_INSTANCE,
@@ -343,6 +344,12 @@ export class Cluster implements AsyncDisposable {
     const dir = await Deno.makeTempDir({ prefix: "hostnic-tb" });
     const c = new Cluster(options, dir);
     try {
+      await claimPrefix(runner, c.prefix, dir);
+    } catch (err) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw err;
+    }
+    try {
       await c.#startSim();
       const n = options.nodes ?? 2;
       for (let i = 1; i <= n; i++) c.nodes.push(new ClusterNode(c, `i-tbnode${i}`));
@@ -461,6 +468,7 @@ export class Cluster implements AsyncDisposable {
     if (left.length) await deleteNamespaces(runner, left).catch(() => {});
     const { leaks } = await this.secretLeaks();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    await releasePrefix(this.prefix);
     if (leaks.length) {
       throw new Error(`The secret access key was written to: ${leaks.join(", ")}`);
     }
