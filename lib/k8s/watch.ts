@@ -84,6 +84,9 @@ export function listWatch(deps: ListWatchDeps, spec: ListWatchSpec): KubeWatch {
   const log = deps.log.child({ watch: spec.op });
   let stopped = false;
   let current: AbortController | undefined;
+  /** Inside the client's `watch()`, before it returns its controller: its request cannot be
+   * aborted from here (client-node keeps that controller until the response's headers came). */
+  let connecting = false;
   /** Ends the current watch from our side. (Aborting the client's controller closes the stream
    * but, under Deno, does not always reach the client's `done` callback.) */
   let finish: ((err?: unknown) => void) | undefined;
@@ -140,6 +143,7 @@ export function listWatch(deps: ListWatchDeps, spec: ListWatchSpec): KubeWatch {
           timeoutSeconds,
         };
         started = Date.now();
+        connecting = true;
         const ctrl = await deps.watcher.watch(
           spec.path,
           params,
@@ -178,6 +182,7 @@ export function listWatch(deps: ListWatchDeps, spec: ListWatchSpec): KubeWatch {
           },
           (err: unknown) => done.resolve(err),
         );
+        connecting = false;
         current = ctrl;
         if (stopped) {
           ctrl.abort();
@@ -197,6 +202,7 @@ export function listWatch(deps: ListWatchDeps, spec: ListWatchSpec): KubeWatch {
         finish = undefined;
         if (err && !stopped) failure = failure ?? err;
       } catch (err) {
+        connecting = false;
         failure = err;
       }
       if (stopped) break;
@@ -237,6 +243,11 @@ export function listWatch(deps: ListWatchDeps, spec: ListWatchSpec): KubeWatch {
       current?.abort();
       finish?.();
       wake?.();
+      // A request still waiting for its response's headers would hold `stop()` until the client's
+      // idle timer (WATCH_IDLE_MS) ends it: a daemon's shutdown must not wait minutes for that.
+      // Nothing is delivered after `stopped` (every callback checks it), and the loop aborts the
+      // stream the moment the client hands its controller back.
+      if (connecting) return;
       await running;
     },
     [Symbol.asyncDispose]: () => handle.stop(),
