@@ -245,7 +245,10 @@ async function addWithRetry(
       const json = (err as { outcome?: { json?: { code?: number; msg?: string } } }).outcome?.json;
       if (!json || Date.now() + delay > o.deadline) throw err;
       o.stats.retries++;
-      const why = `${json.code}: ${(json.msg ?? "").replace(/\d+/g, "N").slice(0, 160)}`;
+      // One reason per kind of failure: names (handles, pods, blocks) and numbers left out.
+      const why = `${json.code}: ${
+        (json.msg ?? "").replace(/"[^"]*"/g, '"…"').replace(/\d+/g, "N").slice(0, 160)
+      }`;
       o.stats.reasons.set(why, (o.stats.reasons.get(why) ?? 0) + 1);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10_000);
