@@ -343,7 +343,17 @@ export async function hostnicImage(
         await Deno.copyFile(`${REPO}${f}`, dest);
       }
       await Deno.chmod(`${ctx}/deploy/image/hostnic-from-source.sh`, 0o755);
-      await runner.run(["cp", "-a", `${REPO}node_modules`, `${ctx}/node_modules`]);
+      // A Deno process running in this checkout meanwhile (tests run in parallel) creates and
+      // removes node_modules/.deno/.deno.lock.poll: `cp` fails when it vanishes mid-copy.
+      for (let attempt = 1;; attempt++) {
+        try {
+          await runner.run(["cp", "-a", `${REPO}node_modules`, `${ctx}/node_modules`]);
+          break;
+        } catch (err) {
+          if (attempt >= 5 || !/cannot stat .*\.deno\.lock/.test((err as Error).message)) throw err;
+          await Deno.remove(`${ctx}/node_modules`, { recursive: true }).catch(() => {});
+        }
+      }
       await Deno.mkdir(`${ctx}/dist`);
       await Deno.copyFile(Deno.execPath(), `${ctx}/dist/deno`);
       await Deno.chmod(`${ctx}/dist/deno`, 0o755);
