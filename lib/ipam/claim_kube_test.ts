@@ -13,7 +13,6 @@ import { KubeIpamStores } from "./kube_store.ts";
 import { blockName, carveBlocks } from "./reserve.ts";
 import { hostAffinity } from "./types.ts";
 
-const CRDS = new URL("../../deploy/crds/network.qingcloud.com_crds.yaml", import.meta.url).pathname;
 const NODES = 50;
 
 Deno.test({
@@ -23,15 +22,7 @@ Deno.test({
   async fn(t) {
     await using c = await Cluster.start({ master: true, nodes: 0, startDaemons: false });
     await using cp = await ControlPlane.start(c);
-    await cp.kubectlOk(["apply", "-f", CRDS]);
-    await cp.kubectlOk([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/ipamblocks.network.qingcloud.com",
-      "crd/ipamhandles.network.qingcloud.com",
-      "crd/ippools.network.qingcloud.com",
-    ]);
+    await cp.applyCrds();
     const clients: KubeIpamStores[] = [];
     await using _close = {
       [Symbol.asyncDispose]: async () => {

@@ -12,8 +12,6 @@ import { KubeIpamStores } from "./kube_store.ts";
 import { ipamStoreContractCases, sampleBlock, touchBlock } from "./store_contract.ts";
 import { POOL_NAME_LABEL } from "./types.ts";
 
-const CRDS = new URL("../../deploy/crds/network.qingcloud.com_crds.yaml", import.meta.url).pathname;
-
 async function empty(s: KubeIpamStores): Promise<void> {
   for (const store of [s.blocks, s.handles, s.pools] as const) {
     for (const o of await store.list()) await store.delete(o.name);
@@ -27,15 +25,7 @@ Deno.test({
   async fn(t) {
     await using c = await Cluster.start({ master: true, nodes: 0, startDaemons: false });
     await using cp = await ControlPlane.start(c);
-    await cp.kubectlOk(["apply", "-f", CRDS]);
-    await cp.kubectlOk([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/ipamblocks.network.qingcloud.com",
-      "crd/ipamhandles.network.qingcloud.com",
-      "crd/ippools.network.qingcloud.com",
-    ]);
+    await cp.applyCrds();
     await using stores = new KubeIpamStores({ kubeconfig: cp.hostKubeconfig });
 
     for (const c of ipamStoreContractCases()) {

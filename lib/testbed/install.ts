@@ -21,13 +21,6 @@ import { SHARED_MODE_OBJECTS } from "./shared.ts";
 export type HostnicMode = "nic" | "shared";
 export const HOSTNIC_MODES: readonly HostnicMode[] = ["nic", "shared"];
 
-const SHARED_CRDS = [
-  "crd/vxnetpools.network.qingcloud.com",
-  "crd/ippools.network.qingcloud.com",
-  "crd/ipamblocks.network.qingcloud.com",
-  "crd/ipamhandles.network.qingcloud.com",
-];
-
 /**
  * Installs hostnic in `mode` on `nodes` (their first node's credentials file is the Secret's) and
  * waits for the DaemonSet's rollout. Returns what differs from the guides, for the log.
@@ -45,7 +38,7 @@ export async function installHostnicIn(
   }
   const diffs = await cp.installHostnic({ credentials: nodes[0].credentials });
   if (mode === "shared") {
-    await cp.kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", ...SHARED_CRDS]);
+    await cp.waitCrds();
     for (const obj of SHARED_MODE_OBJECTS) await cp.apply(obj);
     await waitPoolReady(cp, o.readyTimeoutMs ?? 180_000);
     o.log?.("v-pool ready; restarting the DaemonSet so the daemons start in shared mode");

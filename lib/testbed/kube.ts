@@ -16,6 +16,9 @@ import { FaultProxy } from "./fault_proxy.ts";
 import { Forward } from "./forward.ts";
 import { Pki } from "./pki.ts";
 
+const CRDS_FILE = new URL("../../deploy/crds/network.qingcloud.com_crds.yaml", import.meta.url)
+  .pathname;
+
 const BUILD_SCRIPT = new URL("../../k8s/build.sh", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -420,6 +423,24 @@ export class ControlPlane implements AsyncDisposable {
     });
     this.#proxies.push(proxy);
     return proxy;
+  }
+
+  /** Waits until hostnic's four CRDs are served (after `installHostnic` or `applyCrds`). */
+  async waitCrds(): Promise<void> {
+    await this.kubectlOk([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      ...["vxnetpools", "ippools", "ipamblocks", "ipamhandles"].map((r) =>
+        `crd/${r}.network.qingcloud.com`
+      ),
+    ]);
+  }
+
+  /** Applies deploy/crds alone (no DaemonSet, no controller) and waits until they are served. */
+  async applyCrds(): Promise<void> {
+    await this.kubectlOk(["apply", "-f", CRDS_FILE]);
+    await this.waitCrds();
   }
 
   /**

@@ -10,9 +10,6 @@ import { blockName, carveBlocks, type IpPoolSpec, newBlock, VXNET_POOL_NAME } fr
 import { type Cluster, POD_GATEWAY, POD_VXNET } from "./cluster.ts";
 import type { ControlPlane } from "./kube.ts";
 
-const CRDS = new URL("../../deploy/crds/network.qingcloud.com_crds.yaml", import.meta.url)
-  .pathname;
-
 /** The pod vxnet's IPPool (172.30.8.0/22; no pool NIC takes an address in shared mode). */
 export const POOL: IpPoolSpec = {
   type: "local",
@@ -52,16 +49,7 @@ export async function startSharedBed(
   o: SharedBedOptions,
 ): Promise<SharedBed> {
   await cp.installHostnic();
-  await cp.kubectlOk(["apply", "-f", CRDS]);
-  await cp.kubectlOk([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    "crd/ipamblocks.network.qingcloud.com",
-    "crd/ipamhandles.network.qingcloud.com",
-    "crd/ippools.network.qingcloud.com",
-    "crd/vxnetpools.network.qingcloud.com",
-  ]);
+  await cp.applyCrds();
   const blocksOf: Record<string, string[]> = {};
   let next = 0;
   for (const [ns, n] of Object.entries(o.namespaces)) {

@@ -39,15 +39,7 @@ Deno.test({
     let ctl: ControllerProc | undefined;
     try {
       await cp.installHostnic();
-      await cp.kubectlOk([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/vxnetpools.network.qingcloud.com",
-        "crd/ippools.network.qingcloud.com",
-        "crd/ipamblocks.network.qingcloud.com",
-        "crd/ipamhandles.network.qingcloud.com",
-      ]);
+      await cp.waitCrds();
       const saKubeconfig = await cp.serviceAccountKubeconfig("kube-system", "hostnic-controller", {
         server: `https://127.0.0.1:${cp.hostPort}`,
       });

@@ -99,15 +99,7 @@ Deno.test({
         "install: kubectl apply -f deploy/hostnic.yaml brings CRDs, policy, controller",
         async () => {
           await cp.installHostnic();
-          await cp.kubectlOk([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/vxnetpools.network.qingcloud.com",
-            "crd/ippools.network.qingcloud.com",
-            "crd/ipamblocks.network.qingcloud.com",
-            "crd/ipamhandles.network.qingcloud.com",
-          ]);
+          await cp.waitCrds();
           const dep = await cp.getJson<Obj>([
             "-n",
             "kube-system",

@@ -152,15 +152,7 @@ export class HollowBed implements AsyncDisposable {
     this.cp = await ControlPlane.start(this.cluster, { apiserverArgs: o.apiserverArgs ?? [] });
     const cp = this.cp;
     await cp.installHostnic({ credentials: this.credentials });
-    await cp.kubectlOk([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/vxnetpools.network.qingcloud.com",
-      "crd/ippools.network.qingcloud.com",
-      "crd/ipamblocks.network.qingcloud.com",
-      "crd/ipamhandles.network.qingcloud.com",
-    ]);
+    await cp.waitCrds();
     const host = `https://127.0.0.1:${cp.hostPort}`;
     if (o.mode === "shared") await this.#sharedMode(host);
     await cp.setHostnicConfig({
