@@ -78,16 +78,20 @@ export class ReleaseTimeoutError extends HostnicError {
   }
 }
 
+function podIdentityOf(rec: SharedRecord) {
+  return {
+    containerId: rec.containerId,
+    k8sNamespace: rec.podNamespace,
+    podName: rec.podName,
+    ifName: rec.ifName,
+  };
+}
+
 export function podSpecOf(rec: SharedRecord, defaults: CniSettings): PodSpec {
   const s = rec.settings ?? defaults;
   return {
     mode: "shared" as const,
-    pod: {
-      containerId: rec.containerId,
-      k8sNamespace: rec.podNamespace,
-      podName: rec.podName,
-      ifName: rec.ifName,
-    },
+    pod: podIdentityOf(rec),
     ifName: rec.ifName,
     netns: rec.netns,
     ip: rec.ip!,
@@ -100,12 +104,7 @@ export function podSpecOf(rec: SharedRecord, defaults: CniSettings): PodSpec {
 export function teardownSpecOf(rec: SharedRecord, defaults: CniSettings): PodTeardownSpec {
   return {
     mode: "shared" as const,
-    pod: {
-      containerId: rec.containerId,
-      k8sNamespace: rec.podNamespace,
-      podName: rec.podName,
-      ifName: rec.ifName,
-    },
+    pod: podIdentityOf(rec),
     ifName: rec.ifName,
     netns: rec.netns || undefined,
     ip: rec.ip,
