@@ -360,6 +360,7 @@ export async function runShared(
   const sim1 = simCalls(bed);
   const c1 = await controllerSamples(bed);
   const restMin = z.restMs / 60_000;
+  log(`scale n=${n}: rest of ${z.restMs / 1000} s sampled`);
   // Churn: one ADD→DEL loop per node over its own pre-created pods.
   const churnPods = bed.nodes.flatMap((node) =>
     Array.from({ length: 3 }, (_, j) => ({ name: `churn-${node.name}-${j}`, node: node.name }))
@@ -377,6 +378,7 @@ export async function runShared(
     }
   }));
   const churnS = (performance.now() - tc) / 1000;
+  log(`scale n=${n}: churn, ${churnAdds} ADD→DEL in ${churnS.toFixed(1)} s`);
   const d1 = await daemonSamples(bed.nodes);
   // The IPAMBlocks agree with what the pods were told.
   const held = await blockHolders(bed.cp);
@@ -426,6 +428,9 @@ export async function runShared(
     rssMiB: Deno.memoryUsage().rss / 2 ** 20,
     duplicates: book.duplicates,
   };
+  // Each phase logs its end, so a run that stalls shows where (N = 200 once ran 100 minutes past
+  // its waves without a word); the bed closes after this, when `bed` goes out of scope.
+  log(`scale n=${n}: figures sampled; closing the bed`);
   return result;
 }
 
@@ -727,6 +732,7 @@ if (import.meta.main) {
   const result = part === "burst"
     ? await runBurst(z, log)
     : await runShared(Number(flag("--nodes") ?? z.ns[0]), z, log);
+  log(`scale ${part}: done, the bed closed`);
   console.log(JSON.stringify(result));
   console.error(`# ${formatNumber(result.addP50Ms)} ms ADD p50`);
 }
