@@ -298,6 +298,8 @@ export interface SharedResult {
   iaasPerMinRest: number;
   rssMiB: number;
   duplicates: string[];
+  /** Nodes whose daemon did not close within the bed's bound (see HollowBed.close). */
+  hungCloses: string[];
 }
 
 /** One shared-mode run with `n` hollow nodes (in this process). */
@@ -427,10 +429,21 @@ export async function runShared(
     iaasPerMinRest: (sim1 - sim0) / restMin,
     rssMiB: Deno.memoryUsage().rss / 2 ** 20,
     duplicates: book.duplicates,
+    hungCloses: [],
   };
   // Each phase logs its end, so a run that stalls shows where (N = 200 once ran 100 minutes past
-  // its waves without a word); the bed closes after this, when `bed` goes out of scope.
+  // its waves without a word: the daemons were closed one at a time and some never finished).
   log(`scale n=${n}: figures sampled; closing the bed`);
+  const tClose = performance.now();
+  await bed.close();
+  result.hungCloses = [...bed.hungCloses];
+  log(
+    `scale n=${n}: bed closed in ${
+      ((performance.now() - tClose) / 1000).toFixed(1)
+    } s, ${bed.hungCloses.length} daemons did not close within the bound${
+      bed.hungCloses.length ? `: ${bed.hungCloses.slice(0, 10).join(", ")}` : ""
+    }`,
+  );
   return result;
 }
 
@@ -661,6 +674,13 @@ export const scale: Benchmark = {
         if (r.duplicates.length) {
           errors.push(`n=${n}: addresses not unique: ${r.duplicates.slice(0, 5).join("; ")}`);
         }
+        if (r.hungCloses?.length) {
+          errors.push(
+            `n=${n}: ${r.hungCloses.length} daemons hung in close: ${
+              r.hungCloses.slice(0, 5).join(", ")
+            }`,
+          );
+        }
         results.push(r);
       } catch (err) {
         errors.push(`n=${n}: ${(err as Error).message.slice(0, 1500)}`);
@@ -735,4 +755,6 @@ if (import.meta.main) {
   log(`scale ${part}: done, the bed closed`);
   console.log(JSON.stringify(result));
   console.error(`# ${formatNumber(result.addP50Ms)} ms ADD p50`);
+  // A daemon left behind by a hung close still has timers: they must not keep this child alive.
+  Deno.exit(0);
 }

@@ -63,6 +63,8 @@ export interface Daemon {
   readonly manageAddr?: string;
   /** Stops serving and releases resources (drains free NICs with CleanUpCacheOnExit). */
   close(): Promise<void>;
+  /** While `close()` runs: the step it is waiting for (e.g. "sync loop"); "" otherwise. */
+  readonly closingStep: string;
 }
 
 /** A failure the operator must fix; the message says what and where. */
@@ -290,6 +292,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       pods: backend.recovered.pods,
     });
     let closed = false;
+    let closingStep = "";
+    const step = async (name: string, f: () => Promise<unknown>) => {
+      closingStep = name;
+      await f();
+    };
     return {
       instanceId,
       backend,
@@ -299,13 +306,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         if (closed) return;
         closed = true;
         backend.setReady(false, "shutting down");
-        await loop.stop();
-        await rpc.close().catch(() => {});
-        await manage.close().catch(() => {});
-        await kube?.close().catch(() => {});
-        await backend.close({ drainFree: cfg.cleanUpCacheOnExit });
-        await store.close();
-        await iaas.close();
+        await step("sync loop", () => loop.stop());
+        await step("cni socket", () => rpc.close().catch(() => {}));
+        await step("management server", () => manage.close().catch(() => {}));
+        await step("kubernetes client", async () => await kube?.close().catch(() => {}));
+        await step("backend", () => backend.close({ drainFree: cfg.cleanUpCacheOnExit }));
+        await step("store", () => store.close());
+        await step("iaas client", () => iaas.close());
+        closingStep = "";
+      },
+      get closingStep() {
+        return closingStep;
       },
     };
   } catch (err) {
