@@ -668,6 +668,8 @@ export const scale: Benchmark = {
     // figures measured are logged before the module fails.
     const errors: string[] = [];
     for (const n of nodeCounts(z)) {
+      // An interrupt (SIGINT) ends the module: no next part starts a control plane meanwhile.
+      if (ctx.signal.aborted) break;
       try {
         const r = await child<SharedResult>(ctx, ["shared", "--nodes", String(n)], z);
         ctx.log(`scale n=${n}: ${JSON.stringify({ ...r, duplicates: r.duplicates.length })}`);
@@ -687,6 +689,7 @@ export const scale: Benchmark = {
       }
     }
     const figures = sharedFigures(results);
+    if (ctx.signal.aborted) throw new Error(`interrupted; ${errors.join("; ")}`);
     try {
       const burst = await child<BurstResult>(ctx, ["burst"], z);
       ctx.log(`scale burst: ${JSON.stringify(burst)}`);
