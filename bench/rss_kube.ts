@@ -25,37 +25,16 @@ try {
       .output();
     if (!r.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(r.stderr)}`);
   };
-  await ssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=rss-kube-ca",
-  ]);
-  await ssl([
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "srv.key",
-    "-out",
-    "srv.csr",
-    "-subj",
-    "/CN=127.0.0.1",
-  ]);
+  // An EC key and its request: `req -x509` makes the CA, plain `req` the server's CSR.
+  const key = (name: string, cn: string, x509: boolean) =>
+    ssl([
+      "req",
+      ...(x509 ? ["-x509", "-days", "1", "-out", `${name}.crt`] : ["-out", `${name}.csr`]),
+      ...["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+      ...["-keyout", `${name}.key`, "-subj", `/CN=${cn}`],
+    ]);
+  await key("ca", "rss-kube-ca", true);
+  await key("srv", "127.0.0.1", false);
   await Deno.writeTextFile(`${dir}/ext`, "subjectAltName=IP:127.0.0.1\n");
   await ssl([
     "x509",
