@@ -43,6 +43,7 @@ import { hostnicImage, PAUSE_REF, pauseImage } from "../lib/testbed/images.ts";
 import type { ControlPlane } from "../lib/testbed/kube.ts";
 import type { RealNode } from "../lib/testbed/node.ts";
 import { runAdmin } from "../lib/testbed/processes.ts";
+import { procMemory } from "./rss_mem.ts";
 import { containerPid, daemonPod, daemonSocket, RealBed } from "../lib/testbed/real_bed.ts";
 import { blockHolders } from "../lib/testbed/shared.ts";
 import type { BenchContext, Benchmark } from "./lib/context.ts";
@@ -129,15 +130,16 @@ class Book {
 interface Sample {
   atMs: number;
   rssMiB: number;
+  /** glibc's `[heap]` mapping (native allocations: TLS buffers, the spawn residue). */
+  brkMiB: number;
   fds: number;
 }
 
-async function sampleProc(pid: number): Promise<{ rssMiB: number; fds: number }> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+async function sampleProc(pid: number): Promise<{ rssMiB: number; brkMiB: number; fds: number }> {
+  const mem = await procMemory(pid);
   let fds = 0;
   for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) fds++;
-  return { rssMiB: kb / 1024, fds };
+  return { rssMiB: mem.rss / 2 ** 20, brkMiB: mem.brk / 2 ** 20, fds };
 }
 
 /** Least-squares slope of y against x. */
@@ -182,6 +184,7 @@ export interface SoakResult {
   rssSlopeMiBPerHour: number;
   rssStartMiB: number;
   rssEndMiB: number;
+  brkSlopeMiBPerHour: number;
   fdStart: number;
   fdEnd: number;
 }
@@ -465,6 +468,7 @@ export async function runSoak(z: SoakSizes, log: (m: string) => void): Promise<S
     rssSlopeMiBPerHour: slope(use.map((s) => s.atMs / 3_600_000), use.map((s) => s.rssMiB)),
     rssStartMiB: use[0]?.rssMiB ?? NaN,
     rssEndMiB: use.at(-1)?.rssMiB ?? NaN,
+    brkSlopeMiBPerHour: slope(use.map((s) => s.atMs / 3_600_000), use.map((s) => s.brkMiB)),
     fdStart: use[0]?.fds ?? NaN,
     fdEnd: use.at(-1)?.fds ?? NaN,
   };
@@ -607,7 +611,8 @@ function figures(r: SoakResult): Figure[] {
       name: "soak_rss_slope",
       value: r.rssSlopeMiBPerHour,
       unit: "MiB/h",
-      note: `node-1's daemon, ${r.rssStartMiB.toFixed(0)} → ${r.rssEndMiB.toFixed(0)} MiB`,
+      note: `node-1's daemon, ${r.rssStartMiB.toFixed(0)} → ${r.rssEndMiB.toFixed(0)} MiB; ` +
+        `glibc heap ${r.brkSlopeMiBPerHour.toFixed(1)} MiB/h`,
     }),
     figure({
       name: "soak_fds_end",

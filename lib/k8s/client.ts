@@ -27,6 +27,7 @@ import * as k8s from "@kubernetes/client-node";
 import { errorMessage } from "../errors.ts";
 import { type Logger, nullLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
+import { shareDispatcher } from "./dispatcher.ts";
 import { KubeError } from "./errors.ts";
 import { ApiRequester, type Options } from "./request.ts";
 import { configMapSchema, listMetaSchema, toNode, toPod, validate } from "./schemas.ts";
@@ -140,7 +141,7 @@ export function loadKubeConfig(kubeconfig?: string): k8s.KubeConfig {
       `Kubeconfig "${kubeconfig ?? "in-cluster"}" has no current context with a cluster server`,
     );
   }
-  return kc;
+  return shareDispatcher(kc); // one connection pool per config, not per request (issue 20)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +189,7 @@ export class HttpKube implements Kube {
   readonly #events = new Map<string, CachedEvent>();
 
   constructor(kc: k8s.KubeConfig, opts: LoadKubeOptions = {}) {
+    shareDispatcher(kc);
     this.#component = opts.component ?? "hostnic";
     const userAgent = `hostnic/${VERSION} (${this.#component})`;
     // The Watch builds its request from `applySecurityAuthentication` alone: set the User-Agent
