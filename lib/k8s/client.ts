@@ -144,7 +144,6 @@ export function loadKubeConfig(kubeconfig?: string): k8s.KubeConfig {
   return shareDispatcher(kc); // one connection pool per config, not per request (issue 20)
 }
 
-// ---------------------------------------------------------------------------------------------
 // Input checks: names go into URLs and field selectors, so they are held to Kubernetes' rules.
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
