@@ -432,7 +432,7 @@ export async function runShared(
     hungCloses: [],
   };
   // Each phase logs its end, so a run that stalls shows where (N = 200 once ran 100 minutes past
-  // its waves without a word: the daemons were closed one at a time and some never finished).
+  // its waves without a word: the daemons were closed one at a time and some took minutes).
   log(`scale n=${n}: figures sampled; closing the bed`);
   const tClose = performance.now();
   await bed.close();
@@ -676,7 +676,7 @@ export const scale: Benchmark = {
         if (r.duplicates.length) {
           errors.push(`n=${n}: addresses not unique: ${r.duplicates.slice(0, 5).join("; ")}`);
         }
-        if (r.hungCloses?.length) {
+        if (r.hungCloses.length) {
           errors.push(
             `n=${n}: ${r.hungCloses.length} daemons hung in close: ${
               r.hungCloses.slice(0, 5).join(", ")

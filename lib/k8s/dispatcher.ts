@@ -5,8 +5,8 @@
  * (every API call and every watch) when the cluster has TLS settings (a CA, a client certificate:
  * any real cluster, the in-cluster service account included). Each request then opens its own TCP +
  * TLS connection, which idles in its own pool until undici's keep-alive timeout closes it. Under
- * churn a daemon opened one connection per request (bench/rss_kube.ts: 4,948 connections for 6,000
- * requests) and its RSS grew with them: V8's heap with the agents and sockets, glibc's heap with
+ * churn a daemon opened about one connection per request (bench/rss_kube.ts: 4,718 for 6,000
+ * requests, docs/scale.md) and its RSS grew with them: V8's heap with the agents and sockets, glibc's heap with
  * the TLS buffers (issue 20's soak: 46 MiB/hour). `shareDispatcher` makes the config hand out one
  * agent for as long as the TLS settings it was built from stay the same (they are re-read from
  * their files on every request; a rotated certificate gets a new agent, and the old one is closed

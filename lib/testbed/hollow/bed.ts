@@ -211,14 +211,8 @@ export class HollowBed implements AsyncDisposable {
   }
 
   /** Starts (or restarts) daemons, `startConcurrency` at a time. */
-  async startNodes(nodes: readonly HollowNode[]): Promise<void> {
-    const queue = [...nodes];
-    const worker = async () => {
-      for (let n = queue.shift(); n; n = queue.shift()) await n.start();
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.options.startConcurrency ?? 8, queue.length) }, worker),
-    );
+  startNodes(nodes: readonly HollowNode[]): Promise<void> {
+    return eachLimit(nodes, this.options.startConcurrency ?? 8, (n) => n.start());
   }
 
   async #sharedMode(host: string): Promise<void> {
@@ -311,28 +305,33 @@ export class HollowBed implements AsyncDisposable {
    * `DAEMON_CLOSE_MS` is named in `hungCloses` and left behind (one at a time, 200 daemons of which
    * some hung held an N = 200 run for 100 minutes after its figures).
    */
-  async #stopNodes(): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < this.nodes.length) {
-        const node = this.nodes[next++];
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const hung = new Promise<"hung">((r) =>
-          timer = setTimeout(() => r("hung"), DAEMON_CLOSE_MS)
-        );
-        const done = node.stop().then(() => "done" as const, () => "done" as const);
-        if (await Promise.race([done, hung]) === "hung") {
-          this.hungCloses.push(`${node.name} (waiting for its ${node.closingStep || "?"})`);
-        }
-        clearTimeout(timer);
+  #stopNodes(): Promise<void> {
+    return eachLimit(this.nodes, CLOSE_CONCURRENCY, async (node) => {
+      const daemon = node.daemon;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), DAEMON_CLOSE_MS));
+      const done = node.stop().then(() => "done" as const, () => "done" as const);
+      if (await Promise.race([done, hung]) === "hung") {
+        this.hungCloses.push(`${node.name} (waiting for its ${daemon?.closingStep || "?"})`);
       }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(CLOSE_CONCURRENCY, this.nodes.length) }, worker),
-    );
+      clearTimeout(timer);
+    });
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Runs `fn` over `items`, at most `limit` at once (the bed's start-up and close). */
+async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const queue = [...items];
+  const worker = async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, worker));
 }

@@ -65,7 +65,6 @@ export class HollowNode {
   readonly runner: HollowRunner;
   readonly socket: string;
   daemon?: Daemon;
-  #closing?: Daemon;
 
   constructor(o: HollowNodeOptions) {
     this.options = o;
@@ -161,14 +160,7 @@ export class HollowNode {
   async stop(): Promise<void> {
     const d = this.daemon;
     this.daemon = undefined;
-    this.#closing = d;
     await d?.close();
-    this.#closing = undefined;
-  }
-
-  /** While `stop()` runs: the step the daemon's close waits for. */
-  get closingStep(): string {
-    return this.#closing?.closingStep ?? "";
   }
 
   /** The network config a runtime passes on stdin. */
