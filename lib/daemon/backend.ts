@@ -58,8 +58,11 @@ export interface Backend {
 
   /** Called once the socket is up: start filling the pool. */
   serve(): void;
-  /** One sync pass: a short one every `sync`, a full one (cloud, pods, cluster) when `full`. */
-  sync(full: boolean): Promise<void>;
+  /**
+   * One sync pass: a short one every `sync`, a full one (cloud, pods, cluster) when `full`. Once
+   * `signal` aborts (shutdown) it starts nothing new and returns at its next step.
+   */
+  sync(full: boolean, signal?: AbortSignal): Promise<void>;
   /** `admin gc`: one GC pass, or what it would do. */
   collect(o: { dryRun: boolean }): Promise<GcView>;
   /** `admin pool ls` (the core adds the node's names) and the pool health annotation. */
@@ -105,7 +108,7 @@ export interface PoolBackend extends Backend {
   /** Where a DEL the plugin journaled goes when this backend does not own the pod. */
   foreignDel: ((containerId: string, ifName: string) => Promise<void>) | undefined;
   /** The GC pass of a sync (without filling the pool); rejects when the pass fails. */
-  gcPass(full: boolean): Promise<void>;
+  gcPass(full: boolean, signal?: AbortSignal): Promise<void>;
   /** The first GC pass, run before the daemon says it is ready. */
   settle(): Promise<void>;
 }

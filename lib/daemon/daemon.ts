@@ -47,6 +47,7 @@ import {
 } from "./schemas.ts";
 import { checkInstanceAndVxnets } from "./startup.ts";
 import { StartupRetry } from "./startup_retry.ts";
+import { startSyncLoop } from "./sync_loop.ts";
 
 export interface DaemonOptions {
   config: DaemonConfig;
@@ -271,14 +272,18 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     });
     cleanups.push(() => rpc.close());
     let lastFullGc = Date.now();
-    const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async () => {
+    // Every `sync` period: replay DELs journaled while the daemon was away, retry stuck
+    // detaches, resize the pool; every `nodeSync` period, a full GC pass (cloud, pods, cluster).
+    const loop = startSyncLoop(cfg.pool.sync * 1000, logger, async (signal) => {
       // Pool health to the node annotation: beside the pass (never rejects, even if GC fails).
       void kube?.sync(backend);
       const full = Date.now() - lastFullGc >= cfg.pool.nodeSync * 1000;
       if (full) lastFullGc = Date.now();
-      await backend.sync(full);
+      await backend.sync(full, signal);
     });
-    cleanups.push(() => loop.stop());
+    cleanups.push(async () => {
+      await loop.stop();
+    });
 
     backend.serve();
     backend.setReady(true);
@@ -313,6 +318,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         await step("backend", () => backend.close({ drainFree: cfg.cleanUpCacheOnExit }));
         await step("store", () => store.close());
         await step("iaas client", () => iaas.close());
+        // A pass that outlived the loop's wait fails on the clients closed above.
+        await step("sync pass", () => loop.settled());
         closingStep = "";
       },
       get closingStep() {
@@ -369,27 +376,4 @@ function rpcRoutes(
     route(RPC.healthz, null, () => ({ ok: true, ready: backend.ready })),
     ...backend.routes(),
   ];
-}
-
-/** Every `sync` period: replay DELs journaled while the daemon was away, retry stuck detaches,
- * resize the pool; every `nodeSync` period, a full GC pass (cloud, pods, Kubernetes). */
-function startSyncLoop(periodMs: number, logger: Logger, pass: () => Promise<void>) {
-  let stopped = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let running: Promise<void> = Promise.resolve();
-  const tick = () => {
-    running = pass().catch((err) => {
-      logger.warn("sync pass failed", { err: errorMessage(err) });
-    }).finally(() => {
-      if (!stopped) timer = setTimeout(tick, periodMs);
-    });
-  };
-  timer = setTimeout(tick, periodMs);
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
 }

@@ -31,6 +31,11 @@ export const KnobsSchema = z.strictObject({
   jobPendingShare: rate,
   /** Per action (or `*` for all): inject an API error before the action runs. */
   errors: z.record(z.string().min(1), ErrorKnobSchema),
+  /**
+   * Per action (or `*`): hold each call this many ms before it runs (a slow cloud). Closing the
+   * simulator ends the held calls without a reply.
+   */
+  replyDelayMs: z.record(z.string().min(1), z.number().min(0).max(3_600_000)),
   /** Per action (or `*`): probability that an asynchronous action's job ends `failed`. */
   jobFailureRate: z.record(z.string().min(1), rate),
   /** Probability that a request's connection is aborted without a complete reply. */
@@ -64,6 +69,7 @@ export const DEFAULT_KNOBS: Readonly<Knobs> = Object.freeze({
   jobLatencyMs: [300, 1200] as [number, number],
   jobPendingShare: 0.2,
   errors: {},
+  replyDelayMs: {},
   jobFailureRate: {},
   transportFailureRate: 0,
   transportFailureMode: "mixed" as const,

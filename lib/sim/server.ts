@@ -89,6 +89,20 @@ function json(body: unknown, status = 200): Response {
  * is cut. (Deno.serve cannot close a connection before the status line; a client sees the
  * same thing as a connection reset while reading the reply.)
  */
+/** Waits `ms`, or until `signal` aborts (never rejects). */
+function held(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 function dropped(): Response {
   return new Response(
     new ReadableStream({
@@ -125,6 +139,8 @@ class Sim {
   #queue: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /** Aborted on close: ends the calls `replyDelayMs` holds. */
+  #closing = new AbortController();
   readonly now: () => number;
   readonly logger: Logger;
   readonly net: LinuxNetwork | null;
@@ -318,6 +334,12 @@ class Sim {
     const action = params["action"] ?? "";
     this.#bump(this.#counters, action === "" ? "(none)" : action);
 
+    const hold = this.#knobs.replyDelayMs[action] ?? this.#knobs.replyDelayMs["*"] ?? 0;
+    if (hold > 0) {
+      // Not `req.signal`: in Deno 2 it also aborts on a delivered reply, and reading it warns.
+      await held(hold, this.#closing.signal);
+      if (this.#closing.signal.aborted) return dropped();
+    }
     const fault = this.#transportFault();
     if (fault === "before") {
       this.#bump(this.#retCodes, "dropped");
@@ -435,8 +457,14 @@ class Sim {
     }
   }
 
+  /** Ends the calls `replyDelayMs` holds (before the HTTP servers wait for their handlers). */
+  releaseHeld(): void {
+    this.#closing.abort();
+  }
+
   async close() {
     this.#closed = true;
+    this.releaseHeld();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#queue;
@@ -533,6 +561,7 @@ export async function startSim(o: StartSimOptions): Promise<SimServer> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      sim.releaseHeld();
       await Promise.all(servers.map((s) => s.shutdown()));
       await sim.close();
       if (o.socketPath) await Deno.remove(o.socketPath).catch(() => {});

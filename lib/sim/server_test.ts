@@ -228,6 +228,27 @@ Deno.test("rate limit: an empty bucket answers 2500", async () => {
   });
 });
 
+Deno.test("replyDelayMs holds an action's calls; close() ends the hold", async () => {
+  const sim = await startSim({ scenario: testScenario() });
+  try {
+    sim.control.setKnobs({ replyDelayMs: { DescribeNics: 3_600_000, DescribeVxnets: 1 } });
+    const calls = () => sim.control.counters().DescribeNics ?? 0;
+    const arrived = async (n: number) => {
+      while (calls() < n) await new Promise((r) => setTimeout(r, 5));
+    };
+    // Other actions are not held; a short hold answers normally.
+    assert.equal((await callApi({ url: sim.url, action: "DescribeInstances" })).ret_code, 0);
+    assert.equal((await callApi({ url: sim.url, action: "DescribeVxnets" })).ret_code, 0);
+    // close() ends a held call without an answer, and does not wait out the hour.
+    const held = callApi({ url: sim.url, action: "DescribeNics" });
+    await arrived(1);
+    await sim.close();
+    await assert.rejects(held);
+  } finally {
+    await sim.close();
+  }
+});
+
 Deno.test("transport failures cut the reply; mode decides whether the call took effect", async () => {
   await withSim(async (sim, call) => {
     for (const [mode, created] of [["before", 0], ["after", 1]] as const) {

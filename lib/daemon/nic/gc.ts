@@ -244,16 +244,24 @@ export class Collector {
   /**
    * `cloud: false` skips asking the cloud (start-up, right after recovery); `pods: false` also
    * skips checking pods' datapaths (the short loop only replays the journal and retries detaches).
+   * Once `signal` aborts, the pass applies no further action (each one is crash-safe on its own).
    */
-  run(o: { dryRun?: boolean; cloud?: boolean; pods?: boolean } = {}): Promise<GcReport> {
+  run(
+    o: { dryRun?: boolean; cloud?: boolean; pods?: boolean; signal?: AbortSignal } = {},
+  ): Promise<GcReport> {
     const next = this.#running.then(() =>
-      this.#pass(o.dryRun ?? false, o.cloud ?? true, o.pods ?? true)
+      this.#pass(o.dryRun ?? false, o.cloud ?? true, o.pods ?? true, o.signal)
     );
     this.#running = next.catch(() => {});
     return next;
   }
 
-  async #pass(dryRun: boolean, askCloud: boolean, checkPods: boolean): Promise<GcReport> {
+  async #pass(
+    dryRun: boolean,
+    askCloud: boolean,
+    checkPods: boolean,
+    signal?: AbortSignal,
+  ): Promise<GcReport> {
     const { svc, pool, datapath, logger } = this.#d;
     const now = (this.#d.now ?? Date.now)();
     const { records, garbage } = await listReleaseRecords(this.#d.journalDir);
@@ -267,6 +275,7 @@ export class Collector {
     const nics = pool.list();
     let known = new Set(nics.map((n) => n.id));
     let cloudNics: CloudNic[] | undefined;
+    signal?.throwIfAborted();
     if (askCloud) {
       const listed = await describeAllNics(this.#d.iaas, { nicName: pool.nicName });
       cloudNics = listed.map((c) => ({
@@ -293,12 +302,14 @@ export class Collector {
     }, this.#o);
     const report: GcReport = { actions, applied: !dryRun, failed: [] };
     if (dryRun) return report;
+    signal?.throwIfAborted();
     // NICs to detach and delete go to the cloud together (one DescribeNics, DetachNics and
     // DeleteNics for all), not one chain of calls per NIC; the pool retries what fails.
     const deletes = actions.filter((a) => a.kind === "delete-nic");
     const retries = actions.filter((a) => a.kind === "retry-detach");
     for (const a of actions) {
       if (a.kind === "delete-nic" || a.kind === "retry-detach") continue;
+      signal?.throwIfAborted();
       try {
         await this.#apply(a);
         logger.info("gc", { action: describeAction(a) });
@@ -310,6 +321,7 @@ export class Collector {
         });
       }
     }
+    signal?.throwIfAborted();
     if (deletes.length > 0) {
       await pool.collect(deletes.map((a) => ({ id: a.nicId, vxnet: a.vxnet, ip: a.ip })));
     }

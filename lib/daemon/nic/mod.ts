@@ -117,12 +117,12 @@ export async function startNicBackend(d: BackendDeps, o: NicBackendOptions): Pro
         refreshGauges();
       },
       serve: () => pool.kick(),
-      async gcPass(full) {
-        await collector.run(full ? {} : { cloud: false, pods: false });
+      async gcPass(full, signal) {
+        await collector.run(full ? { signal } : { cloud: false, pods: false, signal });
       },
-      async sync(full) {
-        await backend.gcPass(full);
-        pool.kick();
+      async sync(full, signal) {
+        await backend.gcPass(full, signal);
+        if (!signal?.aborted) pool.kick();
       },
       async collect({ dryRun }) {
         const r = await collector.run({ dryRun });

@@ -236,20 +236,28 @@ export class SharedCollector {
     this.#graceMs = opts.graceMs;
   }
 
-  /** One pass; concurrent calls share it. `blocks: false` skips the cluster-wide part. */
-  run(o: { dryRun?: boolean; blocks?: boolean } = {}): Promise<SharedGcResult> {
+  /**
+   * One pass; concurrent calls share it. `blocks: false` skips the cluster-wide part. Once
+   * `signal` aborts, the pass applies no further action (each one is crash-safe on its own).
+   */
+  run(
+    o: { dryRun?: boolean; blocks?: boolean; signal?: AbortSignal } = {},
+  ): Promise<SharedGcResult> {
     if (this.#running) return this.#running;
     const p = this.#pass(o).finally(() => (this.#running = undefined));
     this.#running = p;
     return p;
   }
 
-  async #pass(o: { dryRun?: boolean; blocks?: boolean }): Promise<SharedGcResult> {
+  async #pass(
+    o: { dryRun?: boolean; blocks?: boolean; signal?: AbortSignal },
+  ): Promise<SharedGcResult> {
     const now = (this.#d.now ?? Date.now)();
     const records = this.#d.shared.records();
     const diffs = new Map<string, string[]>();
     for (const r of records) {
       if (r.state !== "ready") continue;
+      o.signal?.throwIfAborted();
       diffs.set(
         r.handle,
         await this.#d.shared.diffs(r).catch((err) => [`check failed: ${errorMessage(err)}`]),
@@ -257,6 +265,7 @@ export class SharedCollector {
     }
     let addresses: BlockAddress[] | undefined;
     let nodes: ReadonlySet<string> | undefined;
+    o.signal?.throwIfAborted();
     if (o.blocks !== false) {
       try {
         addresses = blockAddresses(await this.#d.blocks.list());
@@ -295,6 +304,7 @@ export class SharedCollector {
     };
     if (o.dryRun) return result;
     for (const a of actions) {
+      o.signal?.throwIfAborted();
       try {
         if (await this.#apply(a)) result.released += a.kind === "repair-record" ? 0 : 1;
       } catch (err) {

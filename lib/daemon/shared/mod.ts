@@ -96,11 +96,13 @@ export async function startSharedBackend(o: SharedBackendOptions): Promise<Backe
     status: () => base.status(),
     rpcError: (err) => sharedRpcError(err) ?? base.rpcError(err),
     serve: () => base.serve(),
-    async sync(full) {
-      await base.gcPass(full);
-      await collector.run({ blocks: full }).catch((err) =>
-        log.warn("shared GC pass failed", { err: String(err) })
-      );
+    async sync(full, signal) {
+      await base.gcPass(full, signal);
+      if (signal?.aborted) return;
+      await collector.run({ blocks: full, signal }).catch((err) => {
+        if (!signal?.aborted) log.warn("shared GC pass failed", { err: String(err) });
+      });
+      if (signal?.aborted) return;
       await service.sweepNics().catch((err) =>
         log.warn("idle shared NIC sweep failed", { err: String(err) })
       );
