@@ -19,7 +19,7 @@ import type { BenchContext, Benchmark } from "./lib/context.ts";
 import { type Figure, figure } from "./lib/figure.ts";
 import { addNamespaces, removeNamespaces } from "./lib/netns.ts";
 import { installPlugin } from "./lib/plugin.ts";
-import { childCpu, readCpu } from "./lib/procfs.ts";
+import { cpuBetween, readChildCpu } from "./lib/rusage.ts";
 import { summarize } from "./lib/stats.ts";
 
 export const CNI_BIN_DIR = "/usr/lib/cni";
@@ -107,13 +107,28 @@ async function requireFile(path: string, hint: string): Promise<void> {
 
 const INSTALL_PLUGINS = "install Debian's containernetworking-plugins";
 
+/** Wall times and CPU (ms) of the timed calls of `addDelLatency`. */
+export interface CniLoopTimes {
+  add: number[];
+  del: number[];
+  addCpu: number[];
+  delCpu: number[];
+  addTicks: number[];
+  delTicks: number[];
+}
+
+export function emptyLoopTimes(): CniLoopTimes {
+  return { add: [], del: [], addCpu: [], delCpu: [], addTicks: [], delTicks: [] };
+}
+
 /**
  * The ADD/DEL loop every plugin is measured with: one untimed warm-up ADD+DEL on `pods[0]`
  * (checked to return an IP), then a timed ADD on each of `pods[1..]` in turn, then a timed DEL
  * of each. `pods` are namespace names that exist already (created outside the timed region).
  * `beforeAdds`/`beforeDels` run (untimed) right before each timed phase, e.g. to scrape the
  * daemon's counters. Also returns each call's CPU (user + system of the process, from this
- * process's reaped-children times: the calls run one at a time; 10 ms ticks, so read means).
+ * process's reaped-children times, the calls running one at a time): `addCpu`/`delCpu` exact
+ * (getrusage, µs), `addTicks`/`delTicks` as /proc has them (10 ms ticks, the figures before).
  */
 export async function addDelLatency(
   ctx: BenchContext,
@@ -125,7 +140,7 @@ export async function addDelLatency(
     beforeAdds?: () => Promise<void>;
     beforeDels?: () => Promise<void>;
   },
-): Promise<{ add: number[]; del: number[]; addCpu: number[]; delCpu: number[] }> {
+): Promise<CniLoopTimes> {
   const call = async (command: "ADD" | "DEL", i: number) => {
     const env = cniEnv({
       command,
@@ -133,9 +148,9 @@ export async function addDelLatency(
       netns: netnsPath(o.pods[i]),
       ifName: "eth0",
     });
-    const c0 = childCpu(await readCpu("self"));
+    const c0 = await readChildCpu();
     const r = await timeCniCall(o.argv, env, o.conf);
-    const cpu = (childCpu(await readCpu("self")) - c0) * 1000;
+    const cpu = cpuBetween(c0, await readChildCpu());
     requireOk(`${o.label} ${command} for pod ${i}`, r);
     return { ...r, cpu };
   };
@@ -145,25 +160,24 @@ export async function addDelLatency(
     throw new Error(`${o.label} ADD returned no IP: ${first.stdout.slice(0, 300)}`);
   }
   await call("DEL", 0);
-  const add: number[] = [];
-  const del: number[] = [];
-  const addCpu: number[] = [];
-  const delCpu: number[] = [];
+  const out = emptyLoopTimes();
   await o.beforeAdds?.();
   for (let i = 1; i < o.pods.length; i++) {
     ctx.signal.throwIfAborted();
     const r = await call("ADD", i);
-    add.push(r.ms);
-    addCpu.push(r.cpu);
+    out.add.push(r.ms);
+    out.addCpu.push(r.cpu.exact);
+    out.addTicks.push(r.cpu.ticks);
   }
   await o.beforeDels?.();
   for (let i = 1; i < o.pods.length; i++) {
     ctx.signal.throwIfAborted();
     const r = await call("DEL", i);
-    del.push(r.ms);
-    delCpu.push(r.cpu);
+    out.del.push(r.ms);
+    out.delCpu.push(r.cpu.exact);
+    out.delTicks.push(r.cpu.ticks);
   }
-  return { add, del, addCpu, delCpu };
+  return out;
 }
 
 /** The reference network config: `bridge` with `host-local` IPAM, state under `dataDir`. */
