@@ -40,6 +40,7 @@ import { type Figure, figure } from "./lib/figure.ts";
 import { addNamespaces, removeNamespaces } from "./lib/netns.ts";
 import { parallelDels, phaseSplit } from "./hostnic_phases.ts";
 import { mapLimit } from "./lib/parallel.ts";
+import { startWaitServer } from "./lib/wait_floor.ts";
 import { cpuBetween, readChildCpu } from "./lib/rusage.ts";
 import { histogramMeanBetween, type Sample, sumOf } from "./lib/prom.ts";
 import { mean, median, summarize } from "./lib/stats.ts";
@@ -81,6 +82,9 @@ interface Samples extends CniLoopTimes {
   versionCpu: number[];
   versionTicks: number[];
   emptyCpu: number[];
+  /** CPU of the wait-floor probe waiting the daemon's mean ADD / DEL time (bench/lib/wait_floor.ts). */
+  floorAddCpu: number[];
+  floorDelCpu: number[];
   /** VERSION of the installed shim on an empty script (installed side only). */
   empty: number[];
   daemonAdd: number[];
@@ -97,6 +101,8 @@ function emptySamples(): Samples {
     versionCpu: [],
     versionTicks: [],
     emptyCpu: [],
+    floorAddCpu: [],
+    floorDelCpu: [],
     empty: [],
     daemonAdd: [],
     daemonDel: [],
@@ -172,6 +178,29 @@ async function waitReadyNics(ctx: BenchContext, node: ClusterNode, n: number): P
   );
 }
 
+/** CPU (ms, exact) of `runs` wait-floor probes whose socket answers after `delayMs`. */
+async function waitFloorCpu(
+  ctx: BenchContext,
+  argv: readonly string[],
+  delayMs: number,
+  runs: number,
+): Promise<number[]> {
+  const dir = await ctx.resources.makeTempDir("hbn-floor-");
+  await using server = startWaitServer(`${dir}/wait.sock`);
+  server.delayMs = delayMs;
+  const cpu: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c0 = await readChildCpu();
+    const r = await timeCniCall(argv, {}, server.path);
+    cpu.push(cpuBetween(c0, await readChildCpu()).exact);
+    if (r.code !== 0) throw new Error(`wait-floor probe exited ${r.code}: ${r.stderr}`);
+  }
+  if (server.answered !== runs) {
+    throw new Error(`wait floor: ${server.answered} of ${runs} answered`);
+  }
+  return cpu;
+}
+
 async function hostnicRound(
   ctx: BenchContext,
   o: {
@@ -229,6 +258,11 @@ async function hostnicRound(
   const dDel = histogramMeanBetween(mid, after, CNI_HIST, { command: "DEL" });
   if (dAdd !== undefined) into.daemonAdd.push(dAdd * 1000);
   if (dDel !== undefined) into.daemonDel.push(dDel * 1000);
+  if (typeof o.variant === "object" && dAdd !== undefined && dDel !== undefined) {
+    const probe = inNetns([o.plugin.waitShim], node.netns);
+    into.floorAddCpu.push(...await waitFloorCpu(ctx, probe, dAdd * 1000, VERSION_RUNS / 2));
+    into.floorDelCpu.push(...await waitFloorCpu(ctx, probe, dDel * 1000, VERSION_RUNS / 2));
+  }
   into.spawns.add += sumOf(mid, SPAWNS) - sumOf(before, SPAWNS);
   into.spawns.del += sumOf(after, SPAWNS) - sumOf(mid, SPAWNS);
   into.spawns.adds += r.add.length;
@@ -364,6 +398,26 @@ function installedFigures(
         });
       })
     ),
+    // Issue 22: the same CPU against the floor of a call that waits as long for its daemon.
+    ...(["add", "del"] as const).map((verb) => {
+      const cpu = verb === "add" ? s.addCpu : s.delCpu;
+      const floor = verb === "add" ? s.floorAddCpu : s.floorDelCpu;
+      return figure({
+        name: `i22.cpu.${verb}.floor`,
+        value: avg(cpu),
+        unit: "ms",
+        baseline: { name: `wait_floor.cpu.${verb}`, value: avg(floor) },
+        target: { op: "<=", value: 1.05, of: "ratio" },
+        note:
+          `${verb.toUpperCase()} CPU against a probe with no hostnic code that starts through ` +
+          `the same shim, reads stdin, waits on a unix socket for the daemon's mean ` +
+          `${verb.toUpperCase()} time (${(verb === "add" ? dAdd : dDel).toFixed(1)} ms) and ` +
+          `writes one line (bench/lib/wait_floor.ts), mean of ${floor.length}; ratio of medians ` +
+          `${(median(cpu) / median(floor)).toFixed(3)}; the floor over VERSION: ${
+            (avg(floor) / cpuV).toFixed(3)
+          }`,
+      });
+    }),
     // Issue 22: warm DEL against what a plugin that only starts and then does bridge's DEL takes.
     figure({
       name: "i22.warm.del.p50",

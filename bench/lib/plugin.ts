@@ -6,6 +6,7 @@
  */
 import { CNI_BUNDLE } from "../../lib/install/shim.ts";
 import type { BenchContext } from "./context.ts";
+import { WAIT_PROBE } from "./wait_floor.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -19,6 +20,8 @@ export interface InstalledPlugin {
    * the wall clock and CPU at its first statement: the runtime's own start-up.
    */
   probeShim: string;
+  /** The same shim on the wait-floor probe (bench/lib/wait_floor.ts). */
+  waitShim: string;
   /** The shim's plugin line, for notes (`deno run -A … <bundle>`). */
   runLine: string;
 }
@@ -59,7 +62,17 @@ export async function installPlugin(ctx: BenchContext): Promise<InstalledPlugin>
   await Deno.writeTextFile(probe, PROBE);
   const probeShim = `${dir}/probe-shim`;
   await Deno.writeTextFile(probeShim, text.replace(bundle, `'${probe}'`), { mode: 0o755 });
+  const wait = `${dir}/wait.js`;
+  await Deno.writeTextFile(wait, WAIT_PROBE);
+  const waitShim = `${dir}/wait-shim`;
+  await Deno.writeTextFile(waitShim, text.replace(bundle, `'${wait}'`), { mode: 0o755 });
   const runLine = text.split("\n").find((l) => l.includes(bundle))?.trim().replace(/^exec /, "") ??
     "";
-  return { shim, emptyShim, probeShim, runLine: runLine.replace(/'[^']*\/deno'/, "deno") };
+  return {
+    shim,
+    emptyShim,
+    probeShim,
+    waitShim,
+    runLine: runLine.replace(/'[^']*\/deno'/, "deno"),
+  };
 }
