@@ -191,7 +191,8 @@ async function waitFloorCpu(
   const cpu: number[] = [];
   for (let i = 0; i < runs; i++) {
     const c0 = await readChildCpu();
-    const r = await timeCniCall(argv, {}, server.path);
+    // CNI_COMMAND set, as on every CNI call: the shim runs its script only then.
+    const r = await timeCniCall(argv, cniEnv({ command: "ADD" }), server.path);
     cpu.push(cpuBetween(c0, await readChildCpu()).exact);
     if (r.code !== 0) throw new Error(`wait-floor probe exited ${r.code}: ${r.stderr}`);
   }
