@@ -84,11 +84,6 @@ function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 }
 
-/**
- * A reply that never completes: headers go out, then the body stream errors and the connection
- * is cut. (Deno.serve cannot close a connection before the status line; a client sees the
- * same thing as a connection reset while reading the reply.)
- */
 /** Waits `ms`, or until `signal` aborts (never rejects). */
 function held(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -103,6 +98,11 @@ function held(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * A reply that never completes: headers go out, then the body stream errors and the connection
+ * is cut. (Deno.serve cannot close a connection before the status line; a client sees the
+ * same thing as a connection reset while reading the reply.)
+ */
 function dropped(): Response {
   return new Response(
     new ReadableStream({
