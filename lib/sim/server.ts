@@ -26,6 +26,7 @@ import {
 } from "./errors.ts";
 import { DEFAULT_KNOBS, type Knobs, mergeKnobs, parseKnobs } from "./knobs.ts";
 import { LinuxNetwork, type NicPlacement } from "./linux.ts";
+import { held } from "./hold.ts";
 import { decodeParams } from "./params.ts";
 import { createRng, deriveSeed, type Rng } from "./prng.ts";
 import type { Scenario } from "./scenario.ts";
@@ -82,20 +83,6 @@ const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
-}
-
-/** Waits `ms`, or until `signal` aborts (never rejects). */
-function held(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**
