@@ -115,18 +115,22 @@ function emptySamples(): Samples {
 async function versionTimes(
   argv: readonly string[],
   runs: number,
+  // The wait-floor probe reads its socket from stdin; CNI_COMMAND is what makes the shim run it.
+  call: { env: Record<string, string>; stdin: string } = {
+    env: cniEnv({ command: "VERSION" }),
+    stdin: "",
+  },
 ): Promise<{ ms: number[]; cpu: number[]; ticks: number[] }> {
   const ms: number[] = [];
   const cpu: number[] = [];
   const ticks: number[] = [];
-  const env = cniEnv({ command: "VERSION" });
   for (let i = 0; i < runs; i++) {
     const c0 = await readChildCpu();
-    const r = await timeCniCall(argv, env, "");
+    const r = await timeCniCall(argv, call.env, call.stdin);
     const c = cpuBetween(c0, await readChildCpu());
     cpu.push(c.exact);
     ticks.push(c.ticks);
-    if (r.code !== 0) throw new Error(`VERSION exited ${r.code}: ${r.stdout}${r.stderr}`);
+    if (r.code !== 0) throw new Error(`${argv.at(-1)} exited ${r.code}: ${r.stdout}${r.stderr}`);
     ms.push(r.ms);
   }
   return { ms, cpu, ticks };
@@ -188,14 +192,10 @@ async function waitFloorCpu(
   const dir = await ctx.resources.makeTempDir("hbn-floor-");
   await using server = startWaitServer(`${dir}/wait.sock`);
   server.delayMs = delayMs;
-  const cpu: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const c0 = await readChildCpu();
-    // CNI_COMMAND set, as on every CNI call: the shim runs its script only then.
-    const r = await timeCniCall(argv, cniEnv({ command: "ADD" }), server.path);
-    cpu.push(cpuBetween(c0, await readChildCpu()).exact);
-    if (r.code !== 0) throw new Error(`wait-floor probe exited ${r.code}: ${r.stderr}`);
-  }
+  const { cpu } = await versionTimes(argv, runs, {
+    env: cniEnv({ command: "ADD" }),
+    stdin: server.path,
+  });
   if (server.answered !== runs) {
     throw new Error(`wait floor: ${server.answered} of ${runs} answered`);
   }

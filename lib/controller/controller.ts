@@ -5,6 +5,7 @@
  * while the process runs; `/readyz` when the last pass ran (or when another replica leads);
  * `/metrics` serves metrics.ts.
  */
+import { sleep } from "../sleep.ts";
 import { errorMessage } from "../errors.ts";
 import { startManageServer } from "../observe/mod.ts";
 import type { Logger } from "../log.ts";
@@ -56,19 +57,6 @@ export async function runPass(o: RunOptions, signal?: AbortSignal): Promise<Pass
   } finally {
     end();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export interface RunningController {

@@ -9,6 +9,7 @@
  *   (< lease duration) it steps down: its work is aborted before anyone else may take over.
  * - On shutdown the leader releases the Lease (empty holder), so a successor starts at once.
  */
+import { sleep } from "../sleep.ts";
 import { errorMessage } from "../errors.ts";
 import { ConflictError } from "../ipam/mod.ts";
 import type { Logger } from "../log.ts";
@@ -60,19 +61,6 @@ export interface LeaderElectorOptions {
 /** `2026-12-02T02:12:38.123000Z`: Kubernetes MicroTime. */
 export function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export type LeadershipEnd = "stopped" | "lost";

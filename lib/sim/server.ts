@@ -13,6 +13,7 @@
  * links exist (or are gone); backend work is serialised on one queue.
  */
 import { errorMessage } from "../errors.ts";
+import { sleep } from "../sleep.ts";
 import type { Runner } from "../linux/exec.ts";
 import { type Logger, nullLogger } from "../log.ts";
 import { ACTIONS } from "./actions.ts";
@@ -26,7 +27,6 @@ import {
 } from "./errors.ts";
 import { DEFAULT_KNOBS, type Knobs, mergeKnobs, parseKnobs } from "./knobs.ts";
 import { LinuxNetwork, type NicPlacement } from "./linux.ts";
-import { held } from "./hold.ts";
 import { decodeParams } from "./params.ts";
 import { createRng, deriveSeed, type Rng } from "./prng.ts";
 import type { Scenario } from "./scenario.ts";
@@ -324,7 +324,7 @@ class Sim {
     const hold = this.#knobs.replyDelayMs[action] ?? this.#knobs.replyDelayMs["*"] ?? 0;
     if (hold > 0) {
       // Not `req.signal`: in Deno 2 it also aborts on a delivered reply, and reading it warns.
-      await held(hold, this.#closing.signal);
+      await sleep(hold, this.#closing.signal);
       if (this.#closing.signal.aborted) return dropped();
     }
     const fault = this.#transportFault();

@@ -27,8 +27,8 @@ export interface Layer {
 export const LAYERS: readonly Layer[] = [
   {
     name: "base",
-    job: "errors, logging, version, the commander helper: imported by everyone",
-    units: ["lib/errors.ts", "lib/log.ts", "lib/version.ts", "lib/cli.ts"],
+    job: "errors, logging, version, the commander helper, an abortable wait: imported by everyone",
+    units: ["lib/errors.ts", "lib/log.ts", "lib/version.ts", "lib/cli.ts", "lib/sleep.ts"],
     sideways: true,
   },
   {
